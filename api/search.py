@@ -1,0 +1,63 @@
+"""Search and symptom analysis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from api.codes import cache
+from api.context import db
+from api.errors import ApiError
+from coding.analyze import MAX_TEXT, analyze_texts, summarize
+from coding.search import SearchError, holder, parse_query, search
+from db.searchlog import search_log
+
+bp = Blueprint("search", __name__)
+MAX_SYMPTOMS = 100
+
+
+@bp.record_once
+def _warm(state) -> None:
+    """Build the search index in the background as the app starts, not on the first search."""
+    url = state.app.config["DATABASE_URL"]
+
+    def build() -> None:
+        from db.engine import get_engine
+
+        try:
+            with get_engine(url).connect() as conn:
+                holder.get(conn)
+        except Exception:  # noqa: BLE001, S110 - the first search builds it (and reports) instead
+            pass
+
+    threading.Thread(target=build, name="search-index-warmup", daemon=True).start()
+
+
+@bp.get("/v1/search")
+def search_codes():
+    args = request.args
+    try:
+        query = parse_query(args.get("q"), args.get("limit"), args.get("chapter"), args.get("billable"))
+    except SearchError as err:
+        raise ApiError(400, err.code, str(err)) from None
+    results, hit = search(db(), cache(), query)
+    elapsed = (time.perf_counter() - g.started) * 1000
+    search_log(current_app.config["DATABASE_URL"]).add(query.text, len(results), elapsed, hit)
+    return jsonify({"query": query.text, "results": results})
+
+
+@bp.post("/v1/analyze")
+def analyze():
+    body = request.get_json(silent=True)
+    symptoms = body.get("symptoms") if isinstance(body, dict) else None
+    if not isinstance(symptoms, list) or not symptoms:
+        raise ApiError(400, "INVALID_REQUEST", 'expected a JSON body {"symptoms": ["chest pain", ...]}')
+    if len(symptoms) > MAX_SYMPTOMS:
+        raise ApiError(413, "TOO_MANY_SYMPTOMS", f"at most {MAX_SYMPTOMS} symptoms a call; submit an analyze job")
+    if not all(isinstance(s, str) and s.strip() and len(s) <= MAX_TEXT for s in symptoms):
+        raise ApiError(400, "INVALID_SYMPTOM", f"every symptom must be non-empty text of at most {MAX_TEXT} characters")
+    ranked = analyze_texts(db(), cache(), symptoms)
+    return jsonify({"results": [{"symptom": s, "suggestions": r} for s, r in zip(symptoms, ranked, strict=True)],
+                    "summary": summarize(symptoms, ranked)})

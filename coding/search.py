@@ -1,0 +1,238 @@
+"""Code search: code prefixes, words in any order, inclusion terms, curated synonyms, typo tolerance,
+scored in [0, 1] with the generic ("unspecified") code first for an unqualified term.
+
+`search()` is the entry point (validation, cache, index); `rank()` is the pure ranking function.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from cache.client import Cache
+from cache.tags import cache_key, tags_for
+from coding.index import CodeRecord, SearchIndex
+from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
+from coding.terms import ENCOUNTER, expand, synonyms, tokens
+from db.codes import active_release_id, fetch_search_rows
+
+MAX_QUERY = 200
+MAX_LIMIT = 100
+SEARCH_TTL = 6 * 3600
+MAX_CANDIDATES = 4000
+MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
+RELEASE_CHECK_SECONDS = 10.0
+# Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
+SEVENTH_ONLY = ENCOUNTER - {"open", "closed"}
+
+
+class SearchError(ValueError):
+    """Bad search input; `code` is the error envelope's code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # folded, as logged and cached
+    limit: int = 10
+    chapter: int | None = None
+    billable: bool | None = None
+
+
+def parse_query(q: str | None, limit: str | int | None = None, chapter: str | int | None = None,
+                billable: str | bool | None = None) -> Query:
+    """Validate raw parameters; raises SearchError with a clear message."""
+    if q is None or not q.strip():
+        raise SearchError("EMPTY_QUERY", "q is required: a code, a code prefix or words")
+    if len(q) > MAX_QUERY:
+        raise SearchError("QUERY_TOO_LONG", f"q is limited to {MAX_QUERY} characters")
+    if has_control_chars(q) or "\ufffd" in q:
+        raise SearchError("INVALID_QUERY", "q contains control characters or invalid UTF-8")
+    text = fold(q)
+    if not tokens(text) and not CODE_RE.match(normalize_code(text)):
+        raise SearchError("INVALID_QUERY", "q has no searchable words or code")
+    return Query(text, _int(limit, "limit", 10, 1, MAX_LIMIT), _chapter(chapter), _flag(billable))
+
+
+def _int(raw, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise SearchError("INVALID_PARAMETER", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise SearchError("INVALID_PARAMETER", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _chapter(raw) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return _int(raw, "chapter", 0, 1, 22)
+    except SearchError:
+        raise SearchError("UNKNOWN_CHAPTER", "chapter must be an ICD-10-CM chapter number, 1 to 22") from None
+
+
+def _flag(raw) -> bool | None:
+    if raw is None or raw == "" or isinstance(raw, bool):
+        return raw if isinstance(raw, bool) else None
+    value = str(raw).lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise SearchError("INVALID_PARAMETER", "billable must be true or false")
+
+
+def _keep(record: CodeRecord, query: Query) -> bool:
+    if query.chapter is not None and record.chapter != query.chapter:
+        return False
+    if query.billable is None:
+        return True
+    return (record.billable or record.requires_seventh) == query.billable
+
+
+def _present(index: SearchIndex, position: int, score: float, words: set[str]) -> dict:
+    record = index.codes[position]
+    if record.requires_seventh:
+        code, seventh = index.seventh_for(record, words)
+        return {"code": f"{code[:3]}.{code[3:]}", "description": f"{record.description}, {seventh}",
+                "billable": True, "score": round(score, 4), "chapter": record.chapter}
+    return {"code": record.dotted, "description": record.description, "billable": record.billable,
+            "score": round(score, 4), "chapter": record.chapter}
+
+
+def _code_results(index: SearchIndex, query: Query) -> list[dict] | None:
+    """A query that is a code or a code prefix: the code first, then its descendants."""
+    code = normalize_code(query.text)
+    if not CODE_RE.match(code) or (tokens(query.text) and code not in index.by_code
+                                   and not index.code_prefix(code, 1)):
+        return None
+    found = [p for p in index.code_prefix(code, 2000) if _keep(index.codes[p], query)]
+    if not found:
+        return None
+    scored = [(1.0 if index.codes[p].code == code else 0.9 - 0.02 * (index.codes[p].depth - 1), p) for p in found]
+    scored.sort(key=lambda s: (-s[0], index.codes[s[1]].code))
+    return [_present(index, p, s, set()) for s, p in scored[:query.limit]]
+
+
+def _candidates(sets: list[set[int]]) -> tuple[set[int], int]:
+    """Entries holding every matched token; failing that, the most tokens (and how many)."""
+    ordered = sorted(sets, key=len)
+    both = set(ordered[0]).intersection(*ordered[1:]) if ordered else set()
+    if both or len(ordered) <= 1:
+        return both, len(ordered)
+    counts: dict[int, int] = {}
+    for postings in ordered:
+        for entry in postings:
+            counts[entry] = counts.get(entry, 0) + 1
+    best = max(counts.values())
+    return {e for e, c in counts.items() if c == best}, best
+
+
+def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str] = ()) -> list[dict]:
+    """Score entries for the query words; one result per code, best first."""
+    terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
+    variants = [index.variants(w, last=i == len(terms) - 1) for i, w in enumerate(terms)]
+    weights = [max((index.idf[v] for v in found), default=4.0) for found in variants]
+    total = sum(weights) or 1.0
+    sets = []
+    for found in variants:
+        if found:
+            sets.append(set().union(*(index.postings[v] for v in found)))
+    entries, _ = _candidates(sets)
+    if len(entries) > MAX_CANDIDATES:
+        entries = set(heapq.nsmallest(MAX_CANDIDATES, entries))
+    best: dict[int, float] = {}
+    for entry in entries:
+        present_tokens = index.entry_tokens[entry]
+        matched = hits = 0.0
+        for found, weight in zip(variants, weights, strict=True):
+            strength = max((s for v, s in found.items() if v in present_tokens), default=0.0)
+            if strength:
+                matched += weight * strength
+                hits += 1
+        position = index.entry_code[entry]
+        record = index.codes[position]
+        if not _keep(record, query):
+            continue
+        precision = min(1.0, hits / index.entry_size[entry])
+        score = (matched / total) ** 1.5 * (0.62 + 0.3 * precision)
+        score += 0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified
+        score -= 0.02 * index.entry_inclusion[entry] + 0.04 * record.description.startswith("Other")
+        if score > best.get(position, 0.0):
+            best[position] = score
+    for header, score in [(p, s) for p, s in best.items() if p in index.default_child]:
+        child = index.default_child[header]
+        if _keep(index.codes[child], query):
+            best[child] = max(best.get(child, 0.0), score + 0.01)
+        best[header] = score - 0.05
+    for rank_, code in enumerate(preferred):
+        position = index.by_code.get(code)
+        if position is not None and _keep(index.codes[position], query):
+            best[position] = max(best.get(position, 0.0), 0.99 - 0.01 * rank_)
+    kept = [(p, s) for p, s in best.items() if s >= MIN_SCORE]
+    top = heapq.nsmallest(query.limit, kept, key=lambda kv: (-kv[1], index.codes[kv[0]].code))
+    return [_present(index, p, min(1.0, max(0.0, s)), set(words)) for p, s in top]
+
+
+def search_index(index: SearchIndex, query: Query) -> list[dict]:
+    """Rank a validated query against an index (no cache, no database)."""
+    coded = _code_results(index, query)
+    if coded is not None:
+        return coded
+    table = synonyms()
+    words = expand(query.text)
+    preferred = table.preferred.get(frozenset(words), ())
+    return rank(index, words, query, preferred)
+
+
+class IndexHolder:
+    """The process's index of the active release: built on first use (or by `warm`), rebuilt when
+    another release becomes active, checked at most every RELEASE_CHECK_SECONDS."""
+
+    def __init__(self) -> None:
+        self.index: SearchIndex | None = None
+        self.checked = 0.0
+        self.lock = threading.Lock()
+
+    def get(self, conn: Connection) -> SearchIndex:
+        now = time.monotonic()
+        if self.index is not None and now - self.checked < RELEASE_CHECK_SECONDS:
+            return self.index
+        with self.lock:
+            if self.index is not None and time.monotonic() - self.checked < RELEASE_CHECK_SECONDS:
+                return self.index
+            release = active_release_id(conn)
+            if self.index is None or self.index.release_id != release:
+                self.index = SearchIndex.build(*fetch_search_rows(conn))
+            self.checked = time.monotonic()
+            return self.index
+
+
+holder = IndexHolder()
+
+
+def search(conn: Connection, cache: Cache | None, query: Query) -> tuple[list[dict], bool]:
+    """Results for a validated query and whether they came from the cache."""
+    index = holder.get(conn)
+    release = index.release_id or 0
+    key = cache_key("search", release, query.text, query.limit, query.chapter, query.billable)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit, True
+    results = search_index(index, query)
+    if cache is not None:
+        cache.set(key, results, SEARCH_TTL, tags_for("search", release, query.chapter))
+    return results, False

@@ -1,0 +1,126 @@
+"""Words of clinical text: tokens, light stemming, the curated synonym table, typo correction.
+
+Plain functions and data, no database: the search index and the query side share them, so both
+sides of a match are normalized the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from coding.normalize import words
+
+DATA = Path(__file__).parent / "data"
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS = _set("a an the of and or in on to by for at as from is are was be been being this that these those "
+                 "my his her their patient pt pts c o co hx history h having has have had very")
+# Words that say "nothing more specific": a description made of them is a good generic answer.
+NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere classified")
+# 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
+ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
+
+
+def stem(word: str) -> str:
+    """A deliberately light stemmer: plurals only ("fractures" -> "fracture", "ribs" -> "rib")."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ous", "sis")):
+        return word[:-1]
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+@dataclass(frozen=True)
+class Synonyms:
+    """Phrase rewrites (lay terms, abbreviations, misspellings -> the classification's words)
+    and canonical codes for common unqualified terms."""
+
+    rewrites: dict[tuple[str, ...], tuple[str, ...]]
+    longest: int
+    preferred: dict[frozenset[str], tuple[str, ...]]
+
+
+def _rows(name: str) -> Iterable[dict[str, str]]:
+    with (DATA / name).open(newline="", encoding="utf-8") as handle:
+        yield from (row for row in csv.DictReader(handle) if not row[next(iter(row))].startswith("#"))
+
+
+@cache
+def synonyms() -> Synonyms:
+    rewrites: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for row in _rows("synonyms.csv"):
+        source = tuple(tokens(row["term"]))
+        if source:
+            rewrites[source] = tuple(tokens(row["means"]))
+    preferred: dict[frozenset[str], tuple[str, ...]] = {}
+    for row in _rows("preferred.csv"):
+        key = frozenset(rewrite(tokens(row["term"]), rewrites, max(map(len, rewrites))))
+        preferred[key] = tuple(c.strip().replace(".", "") for c in row["codes"].split())
+    return Synonyms(rewrites, max(map(len, rewrites)), preferred)
+
+
+def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], longest: int) -> list[str]:
+    """Replace the longest known phrases first, left to right ("sugar diabetes" -> "diabetes mellitus")."""
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        for n in range(min(longest, len(toks) - i), 0, -1):
+            target = rewrites.get(tuple(toks[i:i + n]))
+            if target is not None:
+                out.extend(target)
+                i += n
+                break
+        else:
+            out.append(toks[i])
+            i += 1
+    return list(dict.fromkeys(out))  # a repeated word adds nothing to a bag-of-words match
+
+
+def expand(text: str) -> list[str]:
+    """A query's tokens after the curated rewrites."""
+    table = synonyms()
+    return rewrite(tokens(text), table.rewrites, table.longest)
+
+
+def deletes(word: str, depth: int) -> set[str]:
+    """Every string `depth` or fewer deletions away from `word` (SymSpell's neighbourhood)."""
+    found = {word}
+    frontier = {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1:] for w in frontier for i in range(len(w)) if len(w) > 1}
+        found |= frontier
+    return found
+
+
+def edit_distance(a: str, b: str, cap: int = 3) -> int:
+    """Damerau-Levenshtein (optimal string alignment) distance, stopping early past `cap`."""
+    if abs(len(a) - len(b)) > cap:
+        return cap + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        if min(row) > cap:
+            return cap + 1
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def max_typos(word: str) -> int:
+    return 0 if len(word) < 4 else 1 if len(word) < 8 else 2

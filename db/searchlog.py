@@ -1,0 +1,87 @@
+"""The search log: requests append to an in-process buffer; a background thread writes it to the
+month-partitioned `search_log` with one COPY per batch, never an INSERT on the request path."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+
+from db.copy import copy_rows
+from db.engine import transaction
+
+log = logging.getLogger("icdq.searchlog")
+
+COLUMNS = ("created_at", "query", "results", "latency_ms", "cache_hit")
+FLUSH_EVERY = 2.0  # seconds
+FLUSH_AT = 500  # rows: a burst is written without waiting for the timer
+MAX_BUFFER = 50_000  # beyond this (database down for long) the oldest rows are dropped
+
+
+class SearchLog:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.rows: deque[tuple] = deque(maxlen=MAX_BUFFER)
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, query: str, results: int, latency_ms: float, cache_hit: bool) -> None:
+        self.rows.append((datetime.now(UTC), query[:200], results, round(latency_ms, 3), cache_hit))
+        if self.thread is None or not self.thread.is_alive():
+            self._start()
+        if len(self.rows) >= FLUSH_AT:
+            self.wake.set()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="search-log", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(FLUSH_EVERY)
+            self.wake.clear()
+            try:
+                self.flush()
+            except Exception as err:  # noqa: BLE001 - the log must never take the API down
+                log.warning("search log not written (%s); will retry", type(err).__name__)
+                time.sleep(FLUSH_EVERY)
+
+    def flush(self) -> int:
+        """Write everything buffered so far in one COPY; rows stay buffered if it fails."""
+        batch = []
+        while self.rows and len(batch) < MAX_BUFFER:
+            batch.append(self.rows.popleft())
+        if not batch:
+            return 0
+        try:
+            with transaction(self.database_url) as conn:
+                return copy_rows(conn, "search_log", COLUMNS, batch)
+        except Exception:
+            self.rows.extendleft(reversed(batch))
+            raise
+
+
+_logs: dict[str, SearchLog] = {}
+_lock = threading.Lock()
+
+
+def search_log(database_url: str) -> SearchLog:
+    with _lock:
+        found = _logs.get(database_url)
+        if found is None:
+            found = _logs[database_url] = SearchLog(database_url)
+    return found
+
+
+@atexit.register
+def _flush_all() -> None:
+    for buffered in list(_logs.values()):
+        with contextlib.suppress(Exception):  # at exit there is nobody left to tell
+            buffered.flush()
