@@ -2,15 +2,23 @@
 
 Pure Python, no I/O besides reading the one file. ``parse_release`` returns every
 chapter, block (``<section>``) and code of a release, with 7th-character codes
-expanded exactly like CDC's official code list.
+expanded exactly like CDC's official code list (incl. the S06 "D and S do not apply" exception).
+
+Note ranges: a code matches ``(lo, hi)`` iff ``code >= lo and code[:len(hi)] <= hi``. Qualifiers
+like "(E08-E13 with .41)" are resolved to the listed endings; qualifiers by character position
+("T36-T50 with fifth or sixth character 5", "S02.- with 7th character B") cannot be expressed as
+ranges and are over-approximated by the whole referenced range.
 """
 
 from __future__ import annotations
 
 import calendar
+import gc
 import hashlib
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,17 +37,19 @@ _NOTE_TAGS = {
 }
 NOTE_KINDS = tuple(_NOTE_TAGS.values())
 _CODE = r"[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?"
+# a code, optionally "-"/".-" (all descendants) or a range "A15.0-A15.9", "S00 - S09", "S06.1- to S06.6-"
 _REF_RE = re.compile(
     rf"(?<![0-9A-Za-z.])(?<![Vv]itamin )(?P<lo>{_CODE})"
-    rf"(?:\.?-\s*(?P<hi>{_CODE})|\s+-\s*(?P<hi2>{_CODE}))?(?:\.?-)?(?![0-9A-Za-z])"
+    rf"(?:(?:(?:\.?-{{1,2}}|\s+-)\s*|-?\s+to\s+)(?P<hi>{_CODE}))?(?:\.?-)?(?![0-9A-Za-z])"
 )
+# "(E08-E13 with .41)", "(E08, E09 with final characters .00 or .01)": categories + given endings
+_SUFFIX_RE = re.compile(r"\bwith (?:final characters? )?(?=\.[0-9A-Z])(?P<tail>[^)]*)")
 _SKIP_RE = re.compile(
     r"7th characters? (?P<chars>[A-Z](?:(?:,| and| or) [A-Z])*) do(?:es)? not apply to codes .*?"
     r"6th characters? (?P<sixth>.+)"
 )
 _TRAILING_RANGE_RE = re.compile(r"\s*\(([A-Z0-9.]+)-([A-Z0-9.]+)\)\s*$")
-_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
-_MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+_MONTHS = {n.lower(): i for ns in (calendar.month_name, calendar.month_abbr) for i, n in enumerate(ns) if n}
 
 
 class ReleaseFormatError(ValueError):
@@ -127,17 +137,34 @@ def parse_note_ranges(text: str) -> tuple[tuple[str, str], ...]:
     ``"Z22.-"`` -> ``("Z22", "Z22")``, ``"P35-P39"`` -> ``("P35", "P39")``,
     ``"(O03.37, O03.87)"`` -> two single-code ranges. Text that is not a code is ignored.
     """
+    suffix = _SUFFIX_RE.search(text)
     out: list[tuple[str, str]] = []
     for m in _REF_RE.finditer(text):
         lo = normalize_code(m["lo"])
-        hi = normalize_code(m["hi"] or m["hi2"] or lo)
-        if (lo, hi) not in out:
-            out.append((lo, hi))
+        hi = normalize_code(m["hi"] or lo)
+        pairs = [(lo, hi)]
+        if suffix and m.start() < suffix.start():
+            pairs = _with_suffixes(lo, hi, suffix["tail"])
+        out.extend(p for p in pairs if p not in out)
     return tuple(out)
 
 
+def _with_suffixes(lo: str, hi: str, tail: str) -> list[tuple[str, str]]:
+    """``("E08", "E13")`` + ``".51-.52"`` -> ``[("E0851", "E0852"), ..., ("E1351", "E1352")]``."""
+    suffixes = re.findall(r"\.([0-9A-Z]{1,4})(?:-\.([0-9A-Z]{1,4}))?", tail)
+    if not suffixes or len(lo) != 3 or len(hi) != 3 or lo[0] != hi[0]:
+        return [(lo, hi)]
+    if lo == hi:
+        cats = [lo]
+    elif lo[1:].isdigit() and hi[1:].isdigit():
+        cats = [f"{lo[0]}{n:02d}" for n in range(int(lo[1:]), int(hi[1:]) + 1)]
+    else:
+        return [(lo, hi)]
+    return [(cat + a, cat + (b or a)) for cat in cats for a, b in suffixes]
+
+
 def note_matches(ranges: tuple[tuple[str, str], ...], code: str) -> bool:
-    """True if ``code`` (or one of its ancestors) lies in one of ``ranges``."""
+    """True if ``code`` lies in one of ``ranges`` (each range includes its endpoints' descendants)."""
     c = normalize_code(code)
     return any(c >= lo and c[: len(hi)] <= hi for lo, hi in ranges)
 
@@ -146,11 +173,12 @@ def parse_release(path: str | Path) -> Release:
     """Parse one tabular XML file; raises ``ReleaseFormatError`` for anything unusable."""
     path = Path(path)
     data = _read(path)
-    root = _xml_root(data)
-    info = _release_info(path, root, hashlib.sha256(data).hexdigest())
-    release = Release(info, [], [], {}, {}, [])
-    for elem in root.findall("chapter"):
-        _parse_chapter(elem, release)
+    with _gc_paused():
+        root = _xml_root(data)
+        info = _release_info(path, root, hashlib.sha256(data).hexdigest())
+        release = Release(info, [], [], {}, {}, [])
+        for elem in root.findall("chapter"):
+            _parse_chapter(elem, release)
     if not release.chapters:
         raise ReleaseFormatError("no chapters found")
     if not release.codes:
@@ -159,6 +187,18 @@ def parse_release(path: str | Path) -> Release:
 
 
 # --- file / metadata -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """~100k small objects trigger many pointless full collections; pausing them halves the parse time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _read(path: Path) -> bytes:
@@ -286,14 +326,12 @@ def _seventh(elem: ET.Element, inherited: _Seventh, notes: dict[str, tuple[Note,
     defs = inherited.defs
     if defs_elem is not None:
         defs = {e.get("char", "").strip(): _flat(e) for e in defs_elem.findall("extension")}
-    skip = dict(inherited.skip)
+    skip = inherited.skip
     # S06: "7th characters D and S do not apply to codes in category S06 with 6th character 7 - ..."
-    for note in notes["notes"]:
-        m = _SKIP_RE.search(note.text)
-        if m:
-            chars = frozenset(re.findall(r"\b[A-Z]\b", m["chars"]))
-            skip.update(dict.fromkeys(re.findall(r"\b([0-9A-Z]) -", m["sixth"]), chars))
-    return _Seventh(defs, skip)
+    for m in filter(None, (_SKIP_RE.search(note.text) for note in notes["notes"])):
+        chars = frozenset(re.findall(r"\b[A-Z]\b", m["chars"]))
+        skip = skip | dict.fromkeys(re.findall(r"\b([0-9A-Z]) -", m["sixth"]), chars)
+    return inherited if defs is inherited.defs and skip is inherited.skip else _Seventh(defs, skip)
 
 
 _NO_SEVENTH = _Seventh({}, {})
@@ -330,9 +368,10 @@ def _walk(
 def _expand(base: CodeRow) -> list[CodeRow]:
     """One billable child per 7th character; the base is padded with placeholder ``X`` to six characters."""
     stem = base.code.ljust(6, "X")
+    head = dotted(stem)
     return [
         CodeRow(
-            code=stem + char, dotted=dotted(stem + char), description=f"{base.description}, {meaning}",
+            code=stem + char, dotted=head + char, description=f"{base.description}, {meaning}",
             billable=True, chapter=base.chapter, block=base.block, parent=base.code,
             ancestors=(*base.ancestors, base.code), depth=base.depth + 1, seven_char={char: meaning},
         )

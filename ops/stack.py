@@ -100,6 +100,7 @@ def run_stack(settings: config.Settings, only: list[str] | None = None, echo=pri
                 if only is None or name in only:
                     manager.add_process(name, command, env=env)
             manager.loop()
-            return manager.returncode or 0
+            # 130/143: honcho's code for "stopped by SIGINT/SIGTERM", which is a clean stop we asked for
+            return 0 if manager.returncode in (130, 143) else manager.returncode or 0
         finally:
             embedded.stop()

@@ -17,9 +17,9 @@ def _scalar(conn, sql: str, **params):
 
 
 def test_bundled_release_has_the_official_billable_count(conn):
-    assert _scalar(conn, "SELECT count(*) FROM icd_codes WHERE active AND billable") == 74_714
+    assert _scalar(conn, "SELECT count(*) FROM icd_codes WHERE active AND billable") == 74_719
     assert _scalar(conn, "SELECT billable FROM releases WHERE name = (SELECT r.name FROM releases r "
-                         "JOIN icd_codes c ON c.release_id = r.id WHERE c.active LIMIT 1)") == 74_714
+                         "JOIN icd_codes c ON c.release_id = r.id WHERE c.active LIMIT 1)") == 74_719
 
 
 @pytest.mark.parametrize(("code", "billable", "description"), [
@@ -86,7 +86,7 @@ def test_an_earlier_release_is_added_beside_with_its_own_dates(conn, tmp_path):
     assert [(str(r.effective_from), str(r.effective_to)) for r in rows] == [
         ("2025-10-01", "2026-03-31"), ("2026-04-01", "2026-09-30")]
     # the active release stays the newest one
-    assert _scalar(conn, "SELECT count(*) FROM icd_codes WHERE active AND billable") == 74_714
+    assert _scalar(conn, "SELECT count(*) FROM icd_codes WHERE active AND billable") == 74_719
     assert _scalar(conn, "SELECT count(DISTINCT release_id) FROM icd_codes WHERE code = 'M545X'") == 1
 
 

@@ -16,15 +16,19 @@ def _months_from_now(n: int) -> str:
 
 
 def test_current_month_and_six_ahead_exist(conn):
-    names = partitions.month_partitions(conn, "search_log")
-    for n in range(7):
-        assert f"search_log_{_months_from_now(n)}" in names
+    assert "search_log" in partitions.MONTHLY_TABLES
+    for table in partitions.MONTHLY_TABLES:
+        names = partitions.month_partitions(conn, table)
+        for n in range(7):
+            assert f"{table}_{_months_from_now(n)}" in names
 
 
 def test_ensuring_partitions_is_idempotent_and_extends_ahead(conn):
-    assert partitions.ensure_month_partitions(conn, 6) == {"search_log": 0}
-    assert partitions.ensure_month_partitions(conn, 8) == {"search_log": 2}
-    assert f"search_log_{_months_from_now(8)}" in partitions.month_partitions(conn, "search_log")
+    tables = partitions.MONTHLY_TABLES
+    assert partitions.ensure_month_partitions(conn, 6) == dict.fromkeys(tables, 0)
+    assert partitions.ensure_month_partitions(conn, 8) == dict.fromkeys(tables, 2)
+    for table in tables:
+        assert f"{table}_{_months_from_now(8)}" in partitions.month_partitions(conn, table)
 
 
 def test_a_search_log_row_lands_in_its_month(conn):
@@ -37,4 +41,4 @@ def test_views_refresh_concurrently(conn):
     assert partitions.refresh_views(conn) == ["mv_chapter_stats", "mv_popular_searches"]
     stats = conn.execute(text("SELECT chapter, codes, billable FROM mv_chapter_stats ORDER BY chapter")).all()
     assert len(stats) == 22
-    assert sum(s.billable for s in stats) == 74_714
+    assert sum(s.billable for s in stats) == 74_719
