@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from coding.terms import ENCOUNTER, NEUTRAL, deletes, edit_distance, max_typos, tokens
+from coding.terms import ENCOUNTER, NEUTRAL, deletes, edit_distance, max_typos, synonyms, tokens
 
 FUZZY_WEIGHT = 0.8
 PREFIX_WEIGHT = 0.85
@@ -50,6 +50,7 @@ class SearchIndex:
     neighbours: dict[str, list[str]] = field(default_factory=dict)  # one-deletion variant -> words
     by_code: dict[str, int] = field(default_factory=dict)
     default_child: dict[int, int] = field(default_factory=dict)  # header -> its "unspecified" code
+    prior: dict[int, float] = field(default_factory=dict)  # code -> curated nudge (data/priors.csv)
     sorted_codes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -87,6 +88,7 @@ class SearchIndex:
         index.neighbours = dict(neighbours)
         index.sorted_codes = sorted(index.by_code)
         index.default_child = _default_children(index, [(r[0], r[9]) for r in rows])
+        index.prior = _priors(index, synonyms().priors)
         return index
 
     def variants(self, token: str, last: bool) -> dict[str, float]:
@@ -163,3 +165,14 @@ def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]])
         if current != header and (index.codes[current].billable or index.codes[current].requires_seventh):
             defaults[header] = current
     return defaults
+
+
+def _priors(index: SearchIndex, priors: dict[str, float]) -> dict[int, float]:
+    """Each code's nudge from its longest listed prefix."""
+    found = {}
+    for position, record in enumerate(index.codes):
+        for n in range(len(record.code), 0, -1):
+            if record.code[:n] in priors:
+                found[position] = priors[record.code[:n]]
+                break
+    return found

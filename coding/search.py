@@ -25,6 +25,7 @@ MAX_QUERY = 200
 MAX_LIMIT = 100
 SEARCH_TTL = 6 * 3600
 MAX_CANDIDATES = 4000
+ALTERNATIVE_WEIGHT = 0.9
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -115,12 +116,20 @@ def _present(index: SearchIndex, position: int, score: float, words: set[str]) -
 def _code_results(index: SearchIndex, query: Query) -> list[dict] | None:
     """A query that is a code or a code prefix: the code first, then its descendants."""
     code = normalize_code(query.text)
-    if not CODE_RE.match(code) or (tokens(query.text) and code not in index.by_code
-                                   and not index.code_prefix(code, 1)):
+    if not CODE_RE.match(code):
         return None
+    if len(code) == 7 and code not in index.by_code:  # a 7th-character code: its base is indexed
+        base = index.by_code.get(code[:6].rstrip("X"))
+        if base is not None and code[6] in index.codes[base].seven_char:
+            record = index.codes[base]
+            if not _keep(record, query):
+                return []
+            text = record.seven_char[code[6]]
+            return [{"code": f"{code[:3]}.{code[3:]}", "description": f"{record.description}, {text}",
+                     "billable": True, "score": 1.0, "chapter": record.chapter}]
     found = [p for p in index.code_prefix(code, 2000) if _keep(index.codes[p], query)]
     if not found:
-        return None
+        return None if tokens(query.text) else []
     scored = [(1.0 if index.codes[p].code == code else 0.9 - 0.02 * (index.codes[p].depth - 1), p) for p in found]
     scored.sort(key=lambda s: (-s[0], index.codes[s[1]].code))
     return [_present(index, p, s, set()) for s, p in scored[:query.limit]]
@@ -143,7 +152,9 @@ def _candidates(sets: list[set[int]]) -> tuple[set[int], int]:
 def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str] = ()) -> list[dict]:
     """Score entries for the query words; one result per code, best first."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
-    variants = [index.variants(w, last=i == len(terms) - 1) for i, w in enumerate(terms)]
+    table = synonyms()
+    variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1), table.alternatives)
+                for i, w in enumerate(terms)]
     weights = [max((index.idf[v] for v in found), default=4.0) for found in variants]
     total = sum(weights) or 1.0
     sets = []
@@ -170,6 +181,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         score = (matched / total) ** 1.5 * (0.62 + 0.3 * precision)
         score += 0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified
         score -= 0.02 * index.entry_inclusion[entry] + 0.04 * record.description.startswith("Other")
+        score += index.prior.get(position, 0.0)
+        score = min(score, 0.97)  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
             best[position] = score
     for header, score in [(p, s) for p, s in best.items() if p in index.default_child]:
@@ -180,10 +193,19 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     for rank_, code in enumerate(preferred):
         position = index.by_code.get(code)
         if position is not None and _keep(index.codes[position], query):
-            best[position] = max(best.get(position, 0.0), 0.99 - 0.01 * rank_)
+            best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
     kept = [(p, s) for p, s in best.items() if s >= MIN_SCORE]
     top = heapq.nsmallest(query.limit, kept, key=lambda kv: (-kv[1], index.codes[kv[0]].code))
     return [_present(index, p, min(1.0, max(0.0, s)), set(words)) for p, s in top]
+
+
+def _with_alternatives(index: SearchIndex, found: dict[str, float],
+                       alternatives: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    for word, strength in list(found.items()):
+        for alternative in alternatives.get(word, ()):
+            if alternative in index.postings:
+                found.setdefault(alternative, strength * ALTERNATIVE_WEIGHT)
+    return found
 
 
 def search_index(index: SearchIndex, query: Query) -> list[dict]:

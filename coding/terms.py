@@ -21,7 +21,7 @@ def _set(text: str) -> frozenset[str]:
 
 
 STOPWORDS = _set("a an the of and or in on to by for at as from is are was be been being this that these those "
-                 "my his her their patient pt pts c o co hx history h having has have had very")
+                 "my his her their patient pt pts c o co h having has have had very with")
 # Words that say "nothing more specific": a description made of them is a good generic answer.
 NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere classified")
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
@@ -50,6 +50,8 @@ class Synonyms:
     rewrites: dict[tuple[str, ...], tuple[str, ...]]
     longest: int
     preferred: dict[frozenset[str], tuple[str, ...]]
+    alternatives: dict[str, tuple[str, ...]]
+    priors: dict[str, float]  # code prefix (no dot) -> score nudge
 
 
 def _rows(name: str) -> Iterable[dict[str, str]]:
@@ -68,7 +70,9 @@ def synonyms() -> Synonyms:
     for row in _rows("preferred.csv"):
         key = frozenset(rewrite(tokens(row["term"]), rewrites, max(map(len, rewrites))))
         preferred[key] = tuple(c.strip().replace(".", "") for c in row["codes"].split())
-    return Synonyms(rewrites, max(map(len, rewrites)), preferred)
+    alternatives = {stem(r["word"]): tuple(tokens(r["alternatives"])) for r in _rows("alternatives.csv")}
+    priors = {r["prefix"].replace(".", ""): float(r["adjustment"]) for r in _rows("priors.csv")}
+    return Synonyms(rewrites, max(map(len, rewrites)), preferred, alternatives, priors)
 
 
 def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], longest: int) -> list[str]:

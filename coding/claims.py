@@ -1,0 +1,176 @@
+"""Coding claim lines: every diagnosis checked, the contract's edits applied, a result record per line.
+
+Plain functions: the caller resolves codes and free text in one batch per chunk and passes the
+answers in, so nothing here touches a database, a cache or a queue. Status is `error` when a
+line carries an edit a payer rejects (claim_rules.ERROR_EDITS), `warning` when it carries only
+edits a coder should look at, `ok` otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import orjson
+
+from coding.claim_csv import ClaimLine, Layout, parse_record
+from coding.claim_rules import ERROR_EDITS, age_rule, sex_rule
+
+CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeFacts:
+    """What the edits need to know about one normalized code (from any loaded release)."""
+
+    code: str
+    dotted: str
+    description: str
+    billable: bool
+    requires_seventh: bool = False
+    manifestation: bool = False
+    current: bool = True  # held by the active release
+    releases: tuple[tuple[date, date], ...] = ()  # effective windows of the releases holding it
+    excludes1: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # by first letter
+    who_only: str | None = None  # set for a WHO ICD-10 code that ICD-10-CM does not have
+
+
+Resolver = Callable[[Iterable[str]], dict[str, CodeFacts]]
+Suggester = Callable[[Sequence[str]], dict[str, list[dict]]]
+
+
+def normalize(text: str) -> str:
+    return "".join(text.split()).replace(".", "").upper()
+
+
+def dotted(code: str) -> str:
+    return f"{code[:3]}.{code[3:]}" if len(code) > 3 else code
+
+
+def excludes1_index(ranges: Iterable[tuple[str, str]]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Excludes1 ranges keyed by each first letter they cover, so a check looks at a handful."""
+    by_letter: dict[str, list[tuple[str, str]]] = {}
+    for lo, hi in ranges:
+        if not lo or not hi:
+            continue
+        for letter in map(chr, range(ord(lo[0]), ord(hi[0]) + 1)):
+            by_letter.setdefault(letter, []).append((lo, hi))
+    return {k: tuple(dict.fromkeys(v)) for k, v in by_letter.items()}
+
+
+def _excludes(facts: CodeFacts, code: str) -> bool:
+    return any(code >= lo and code[: len(hi)] <= hi for lo, hi in facts.excludes1.get(code[0], ()))
+
+
+def _edit(edits: list, name: str, codes: list[str], message: str) -> None:
+    edits.append({"edit": name, "codes": codes, "message": message})
+
+
+def _diagnosis_edits(pos: int, raw: str, code: str, facts: CodeFacts | None, service: date | None,
+                     edits: list) -> dict:
+    shown = dotted(code) if CODE_SHAPE.match(code) else None
+    if facts is None or facts.who_only:
+        why = facts.who_only if facts else "is not an ICD-10-CM code in any loaded release"
+        _edit(edits, "INVALID_CODE", [shown or raw], f"{shown or raw} {why}")
+        return {"position": pos, "input": raw, "code": shown, "valid": False, "billable": False,
+                "description": None}
+    if facts.requires_seventh:
+        _edit(edits, "MISSING_7TH_CHARACTER", [facts.dotted],
+              f"{facts.dotted} needs a 7th character (e.g. {facts.dotted}{'X' * (6 - len(code))}A)")
+    elif not facts.billable:
+        _edit(edits, "NOT_BILLABLE", [facts.dotted],
+              f"{facts.dotted} is a category with subdivisions; code to the highest specificity")
+    if service is not None:
+        if not any(start <= service <= end for start, end in facts.releases):
+            _edit(edits, "CODE_NOT_EFFECTIVE", [facts.dotted],
+                  f"{facts.dotted} is not valid on {service.isoformat()} in any loaded release")
+    elif not facts.current:
+        _edit(edits, "CODE_NOT_EFFECTIVE", [facts.dotted],
+              f"{facts.dotted} is not in the current release (no service_date given)")
+    return {"position": pos, "input": raw, "code": facts.dotted, "valid": True,
+            "billable": facts.billable, "description": facts.description}
+
+
+def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edits: list) -> None:
+    principal = codes[0]
+    if principal[:1] in ("V", "W", "X", "Y") and CODE_SHAPE.match(principal):
+        _edit(edits, "EXTERNAL_CAUSE_FIRST", [dotted(principal)],
+              f"{dotted(principal)} is an external cause code (V00-Y99); "
+              "it may not be the principal diagnosis")
+    if known and known[0].code == principal and known[0].manifestation:
+        _edit(edits, "MANIFESTATION_FIRST", [known[0].dotted],
+              f"{known[0].dotted} is a manifestation code; code the underlying condition first")
+    seen: set[str] = set()
+    for code in codes:
+        if code in seen:
+            _edit(edits, "DUPLICATE_CODE", [dotted(code)], f"{dotted(code)} appears more than once")
+        seen.add(code)
+    distinct = list({f.code: f for f in known}.values())
+    for i, a in enumerate(distinct):
+        for b in distinct[i + 1:]:
+            if _excludes(a, b.code) or _excludes(b, a.code):
+                _edit(edits, "EXCLUDES1_CONFLICT", [a.dotted, b.dotted],
+                      f"{a.dotted} and {b.dotted} are mutually exclusive (Excludes1)")
+    for facts in distinct:
+        if line.sex in ("M", "F") and (rule := sex_rule(facts.code)) and rule[0] != line.sex:
+            _edit(edits, "SEX_CONFLICT", [facts.dotted],
+                  f"{facts.dotted} is for {'female' if rule[0] == 'F' else 'male'} patients only: {rule[1]}")
+        if line.age is not None and (rule := age_rule(facts.code)) and not rule[0] <= line.age <= rule[1]:
+            _edit(edits, "AGE_CONFLICT", [facts.dotted], f"{facts.dotted} at age {line.age}: {rule[2]}")
+
+
+def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[str, list[dict]]) -> dict:
+    """One parsed line -> its result record."""
+    edits: list[dict] = []
+    for problem in line.problems or ():
+        _edit(edits, "MALFORMED_LINE", [], problem)
+    codes = [normalize(raw) for _, raw in line.dx]
+    diagnoses = [_diagnosis_edits(pos, raw, code, facts.get(code), line.service_date, edits)
+                 for (pos, raw), code in zip(line.dx, codes, strict=True)]
+    if not codes:
+        _edit(edits, "NO_DIAGNOSIS", [], "the line has no diagnosis code")
+    else:
+        known = [f for code in codes if (f := facts.get(code)) is not None and not f.who_only]
+        _claim_edits(line, codes, known, edits)
+    return {"claim_id": line.claim_id, "line": line.line, "status": status_of(edits),
+            "diagnoses": diagnoses, "edits": edits,
+            "suggestions": suggestions.get(line.dx_text, []) if line.dx_text else []}
+
+
+def status_of(edits: list[dict]) -> str:
+    if not edits:
+        return "ok"
+    return "error" if any(e["edit"] in ERROR_EDITS for e in edits) else "warning"
+
+
+def malformed_record(line: int, record: str, message: str) -> dict:
+    claim_id = record.split(",", 1)[0].strip().strip('"')[:64] if record else ""
+    return {"claim_id": claim_id, "line": line, "status": "error", "diagnoses": [],
+            "edits": [{"edit": "MALFORMED_LINE", "codes": [], "message": f"line {line}: {message}"}],
+            "suggestions": []}
+
+
+def code_records(layout: Layout, first_line: int, records: Sequence[str], resolve: Resolver,
+                 suggest: Suggester) -> tuple[list[tuple[int, str, str]], dict]:
+    """A chunk of records -> ([(line, status, record JSON)], counts), with one resolve and one suggest.
+
+    counts: {"status": {ok, warning, error}, "edits": {EDIT: lines carrying it}}.
+    """
+    parsed = [parse_record(layout, first_line + i, text) for i, text in enumerate(records)]
+    codes = {normalize(raw) for p in parsed if not isinstance(p, str) for _, raw in p.dx}
+    facts = resolve(codes) if codes else {}
+    texts = sorted({p.dx_text for p in parsed if not isinstance(p, str) and p.dx_text})
+    suggestions = suggest(texts) if texts else {}
+    rows, statuses, edit_counts = [], Counter(), Counter()
+    dumps = orjson.dumps
+    for i, item in enumerate(parsed):
+        line = first_line + i
+        record = (malformed_record(line, records[i], item) if isinstance(item, str)
+                  else code_line(item, facts, suggestions))
+        statuses[record["status"]] += 1
+        edit_counts.update({e["edit"] for e in record["edits"]})
+        rows.append((line, record["status"], dumps(record).decode()))
+    return rows, {"status": dict(statuses), "edits": dict(edit_counts)}
