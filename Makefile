@@ -1,4 +1,6 @@
 # The README's front door: `make demo` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,8 +13,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "icdq needs Python 3.11 or newer")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip 2>/dev/null || true
-	$(PY) -m pip install --quiet -e '.[test]'
+	@echo "installing icdq and its tools into $(VENV) ..."
+	@# pip's notes about this machine's unused local package mirrors are noise, not errors
+	@$(PY) -m pip install --quiet -e '.[test]' 2>&1 | { grep -vE "is ignored: it is neither|^\s*$$|BuildBackendWarning|editable_wheel|Please be careful|same name as your package|with strategy|^\s*!!|\*{10}" || true; }
 	@touch $(STAMP)
 
 demo: install
