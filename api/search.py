@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -35,8 +36,17 @@ def _warm(state) -> None:
     threading.Thread(target=build, name="search-index-warmup", daemon=True).start()
 
 
+def _require_utf8() -> None:
+    """Werkzeug keeps undecodable bytes percent-encoded; a search must refuse them, not match them."""
+    try:
+        unquote_to_bytes(request.query_string).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "INVALID_ENCODING", "the query string is not valid UTF-8") from None
+
+
 @bp.get("/v1/search")
 def search_codes():
+    _require_utf8()
     args = request.args
     try:
         query = parse_query(args.get("q"), args.get("limit"), args.get("chapter"), args.get("billable"))

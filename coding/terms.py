@@ -21,7 +21,8 @@ def _set(text: str) -> frozenset[str]:
 
 
 STOPWORDS = _set("a an the of and or in on to by for at as from is are was be been being this that these those "
-                 "my his her their patient pt pts c o co h having has have had very with")
+                 "my his her their patient pt pts c o co h having has have had very with presents presenting "
+                 "presented complains complaining reports reported states stated noted cc dx")
 # Words that say "nothing more specific": a description made of them is a good generic answer.
 NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere classified")
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.

@@ -1,0 +1,101 @@
+"""Search ranking as a coder sees it: the canonical code first, lay terms, abbreviations, typos."""
+
+from __future__ import annotations
+
+import pytest
+
+from coding.search import Query, SearchError, holder, parse_query, search, search_index
+
+
+@pytest.fixture(scope="module")
+def index(database_url):
+    from db.engine import get_engine
+
+    with get_engine(database_url).connect() as connection:
+        return holder.get(connection)
+
+
+def top(index, text: str, n: int = 5, **filters) -> list[str]:
+    return [r["code"] for r in search_index(index, parse_query(text, n, **filters))]
+
+
+@pytest.mark.parametrize(("text", "first"), [
+    ("hypertension", "I10"), ("chest pain", "R07.9"), ("pneumonia", "J18.9"),
+    ("heart attack", "I21.9"), ("sugar diabetes", "E11.9"), ("high blood pressure", "I10"),
+    ("CHF", "I50.9"), ("COPD", "J44.9"), ("UTI", "N39.0"), ("DM2", "E11.9"), ("HTN", "I10"),
+    ("GERD", "K21.9"), ("diabetis", "E11.9"), ("pnuemonia", "J18.9"), ("pain chest", "R07.9"),
+])
+def test_generic_terms_lay_terms_abbreviations_and_typos_put_the_canonical_code_first(index, text, first) -> None:
+    assert top(index, text)[0] == first
+
+
+def test_mi_finds_myocardial_infarction(index) -> None:
+    assert top(index, "MI")[0].startswith(("I21", "I25.2"))
+
+
+def test_fracture_of_wrist_gives_complete_wrist_fracture_codes(index) -> None:
+    results = search_index(index, parse_query("fracture of wrist", 5))
+    assert results[0]["code"].startswith(("S62.1", "S52.5"))
+    assert results[0]["billable"] and len(results[0]["code"].replace(".", "")) == 7
+    assert "initial encounter" in results[0]["description"]
+
+
+def test_encounter_words_choose_the_seventh_character(index) -> None:
+    assert top(index, "wrist fracture subsequent encounter")[0].endswith("D")
+    assert top(index, "hip fracture sequela")[0].endswith("S")
+
+
+def test_word_order_does_not_matter(index) -> None:
+    assert top(index, "diabetes type 2 neuropathy")[:3] == top(index, "neuropathy type 2 diabetes")[:3]
+
+
+def test_an_inclusion_term_is_found(index) -> None:
+    assert "I1A.0" in top(index, "treatment resistant hypertension")[:3]
+
+
+def test_codes_any_case_with_or_without_dot(index) -> None:
+    assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
+    assert top(index, "s52.521a") == ["S52.521A"]
+    assert all(code.startswith("E11") for code in top(index, "E11", 20))
+
+
+def test_scores_are_between_0_and_1_and_descending(index) -> None:
+    results = search_index(index, parse_query("acute bronchitis", 20))
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+def test_billable_filter_and_chapter_filter(index) -> None:
+    billable = search_index(index, parse_query("diabetes", 20, billable="true"))
+    assert billable and all(r["billable"] for r in billable)
+    headers = search_index(index, parse_query("diabetes", 20, billable="false"))
+    assert headers and not any(r["billable"] for r in headers)
+    assert all(r["chapter"] == 15 for r in search_index(index, parse_query("diabetes", 10, chapter="15")))
+
+
+def test_nonsense_finds_nothing_rather_than_noise(index) -> None:
+    assert top(index, "qwzx vbnm") == []
+
+
+@pytest.mark.parametrize(("q", "limit", "chapter", "code"), [
+    ("", None, None, "EMPTY_QUERY"), ("   ", None, None, "EMPTY_QUERY"),
+    ("x" * 2000, None, None, "QUERY_TOO_LONG"), ("chest\x00pain", None, None, "INVALID_QUERY"),
+    ("pain\ufffd", None, None, "INVALID_QUERY"), ("%%%", None, None, "INVALID_QUERY"),
+    ("pain", "-1", None, "INVALID_PARAMETER"), ("pain", str(10**9), None, "INVALID_PARAMETER"),
+    ("pain", "ten", None, "INVALID_PARAMETER"), ("pain", None, "99", "UNKNOWN_CHAPTER"),
+    ("pain", None, "XIX", "UNKNOWN_CHAPTER"),
+])
+def test_bad_input_is_refused_with_a_clear_code(q, limit, chapter, code) -> None:
+    with pytest.raises(SearchError) as raised:
+        parse_query(q, limit, chapter)
+    assert raised.value.code == code
+
+
+def test_results_are_cached_under_the_release(conn, endpoints) -> None:
+    from cache.client import shared_cache
+
+    cache = shared_cache(endpoints.cache_url)
+    query = Query("asthma", 5)
+    first, _ = search(conn, cache, query)
+    second, hit = search(conn, cache, query)
+    assert hit and second == first
