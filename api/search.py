@@ -6,7 +6,8 @@ import threading
 import time
 from urllib.parse import unquote_to_bytes
 
-from flask import Blueprint, current_app, g, jsonify, request
+import orjson
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from api.codes import cache
 from api.context import db
@@ -52,10 +53,10 @@ def search_codes():
         query = parse_query(args.get("q"), args.get("limit"), args.get("chapter"), args.get("billable"))
     except SearchError as err:
         raise ApiError(400, err.code, str(err)) from None
-    results, hit = search(db(), cache(), query)
+    results, hit = search(db, cache(), query)  # db is opened only if the index needs a look
     elapsed = (time.perf_counter() - g.started) * 1000
     search_log(current_app.config["DATABASE_URL"]).add(query.text, len(results), elapsed, hit)
-    return jsonify({"query": query.text, "results": results})
+    return Response(orjson.dumps({"query": query.text, "results": results}), mimetype="application/json")
 
 
 @bp.post("/v1/analyze")
@@ -68,6 +69,6 @@ def analyze():
         raise ApiError(413, "TOO_MANY_SYMPTOMS", f"at most {MAX_SYMPTOMS} symptoms a call; submit an analyze job")
     if not all(isinstance(s, str) and s.strip() and len(s) <= MAX_TEXT for s in symptoms):
         raise ApiError(400, "INVALID_SYMPTOM", f"every symptom must be non-empty text of at most {MAX_TEXT} characters")
-    ranked = analyze_texts(db(), cache(), symptoms)
+    ranked = analyze_texts(db, cache(), symptoms)
     return jsonify({"results": [{"symptom": s, "suggestions": r} for s, r in zip(symptoms, ranked, strict=True)],
                     "summary": summarize(symptoms, ranked)})

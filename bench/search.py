@@ -25,9 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.quality import evaluate, load_cases
+from coding.terms import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
+THREADS = os.environ.get("BENCH_THREADS", "8")  # per gunicorn worker; the Procfile runs 2 x 8
 DISTINCT_QUERIES = 3000
 console = Console()
 
@@ -41,7 +43,7 @@ def _free_port() -> int:
 def _start_api(env: dict[str, str], port: int) -> subprocess.Popen:
     # Rate limits off: this measures the engine, not the per-key quota.
     command = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-               "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--keep-alive", "30",
+               "--worker-class", "gthread", "--workers", "2", "--threads", THREADS, "--keep-alive", "30",
                "--log-level", "warning", "api:create_app(RATELIMIT_ENABLED=False)"]
     return subprocess.Popen(command, cwd=ROOT, env={**env, "PORT": str(port)}, start_new_session=True)
 
@@ -117,7 +119,7 @@ def _queries(database_url: str, cases: list) -> list[str]:
         if len(words) < 2:
             continue
         query = " ".join(rng.sample(words, min(len(words), rng.choice((1, 2, 2, 3)))))
-        if query not in seen:
+        if query not in seen and tokens(query):
             seen.add(query)
             out.append(query)
         if len(out) >= DISTINCT_QUERIES:
@@ -177,7 +179,8 @@ def main() -> None:
 
 def _report(n, top1, top5, misses, first, first_rps, cached, cached_rps, healthz, health_rps, errors) -> None:
     table = Table(title=f"bench-search: {n} evaluation phrases, {len(first)} distinct queries, "
-                        f"{CLIENTS} keep-alive clients, {os.cpu_count()} CPUs")
+                        f"{CLIENTS} keep-alive clients, gunicorn 2 workers x {THREADS} threads, "
+                        f"{os.cpu_count()} CPUs")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")

@@ -10,12 +10,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TypedDict
 
-from sqlalchemy.engine import Connection
-
 from cache.client import Cache
 from cache.tags import cache_key, tags_for
 from coding.normalize import fold
-from coding.search import SEARCH_TTL, Query, holder, search_index
+from coding.search import SEARCH_TTL, Connect, Query, holder, search_index
 from coding.terms import tokens
 
 MAX_TEXT = 500  # free text beyond this is cut, not refused: it comes from claim files
@@ -35,12 +33,13 @@ def _query(text: str, limit: int) -> Query | None:
     return Query(cleaned, limit) if tokens(cleaned) else None
 
 
-def analyze_texts(conn: Connection, cache: Cache | None, texts: Sequence[str],
+def analyze_texts(conn: Connect, cache: Cache | None, texts: Sequence[str],
                   limit: int = 5) -> list[list[Suggestion]]:
     """Ranked suggestions (confidence in [0, 1], best first) for each text, in input order.
 
     Set-based for a batch: one index (in process), one Redis MGET for all texts and one MSET for the
-    ones computed; a text without searchable words gets an empty list. `cache` may be None or down.
+    ones computed; a text without searchable words gets an empty list. `cache` may be None or down;
+    `conn` may be a Connection or a callable giving one (used only when the index needs a look).
     """
     index = holder.get(conn)
     release = index.release_id or 0

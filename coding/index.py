@@ -45,6 +45,7 @@ class SearchIndex:
     entry_inclusion: list[bool] = field(default_factory=list)  # an inclusion term, not the title
     entry_tokens: list[frozenset[str]] = field(default_factory=list)
     postings: dict[str, set[int]] = field(default_factory=dict)
+    ordered: dict[str, list[int]] = field(default_factory=dict)  # the same postings, ascending
     idf: dict[str, float] = field(default_factory=dict)
     vocabulary: list[str] = field(default_factory=list)  # sorted, for prefix matches
     neighbours: dict[str, list[str]] = field(default_factory=dict)  # one-deletion variant -> words
@@ -69,14 +70,17 @@ class SearchIndex:
         # Entry ids in order of size: the first ids of any candidate set are the most general terms.
         raw.sort(key=lambda e: (e[3], e[2], index.codes[e[0]].code))
         postings: dict[str, set[int]] = defaultdict(set)
+        ordered: dict[str, list[int]] = defaultdict(list)
         for entry, (position, toks, inclusion, size) in enumerate(raw):
             index.entry_code.append(position)
             index.entry_size.append(size)
             index.entry_inclusion.append(inclusion)
             index.entry_tokens.append(frozenset(toks))
             for tok in toks:
-                postings[tok].add(entry)
-        index.postings = dict(postings)
+                if entry not in postings[tok]:
+                    postings[tok].add(entry)
+                    ordered[tok].append(entry)
+        index.postings, index.ordered = dict(postings), dict(ordered)
         total = len(raw)
         index.idf = {t: math.log(1 + total / len(p)) for t, p in postings.items()}
         index.vocabulary = sorted(postings)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import groupby, islice
 
 from sqlalchemy.engine import Connection
 
@@ -24,7 +26,8 @@ from db.codes import active_release_id, fetch_search_rows
 MAX_QUERY = 200
 MAX_LIMIT = 100
 SEARCH_TTL = 6 * 3600
-MAX_CANDIDATES = 4000
+MAX_CANDIDATES = 400
+COUNT_WINDOW = 20000  # entries per token considered when no entry holds every token
 ALTERNATIVE_WEIGHT = 0.9
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
@@ -135,18 +138,36 @@ def _code_results(index: SearchIndex, query: Query) -> list[dict] | None:
     return [_present(index, p, s, set()) for s, p in scored[:query.limit]]
 
 
-def _candidates(sets: list[set[int]]) -> tuple[set[int], int]:
-    """Entries holding every matched token; failing that, the most tokens (and how many)."""
-    ordered = sorted(sets, key=len)
-    both = set(ordered[0]).intersection(*ordered[1:]) if ordered else set()
-    if both or len(ordered) <= 1:
-        return both, len(ordered)
+def _candidates(index: SearchIndex, variants: list[dict[str, float]]) -> list[int]:
+    """Up to MAX_CANDIDATES entries, most general first (entry ids are in order of size): those
+    holding every matched token, failing that those holding the most."""
+    matched = [found for found in variants if found]
+    if len(matched) == 1:  # one word: the first ids of its postings are the most general entries
+        merged = heapq.merge(*(index.ordered[v] for v in matched[0]))
+        return list(islice((e for e, _ in groupby(merged)), MAX_CANDIDATES))
+    sets = [index.postings[next(iter(found))] if len(found) == 1
+            else set().union(*(index.postings[v] for v in found)) for found in variants if found]
+    if not sets:
+        return []
+    sets.sort(key=len)
+    both = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
+    if both:
+        return heapq.nsmallest(MAX_CANDIDATES, both) if len(both) > MAX_CANDIDATES else sorted(both)
     counts: dict[int, int] = {}
-    for postings in ordered:
-        for entry in postings:
+    for found in sets:
+        for entry in islice(sorted(found), COUNT_WINDOW) if len(found) > COUNT_WINDOW else found:
             counts[entry] = counts.get(entry, 0) + 1
-    best = max(counts.values())
-    return {e for e, c in counts.items() if c == best}, best
+    most = max(counts.values())
+    return heapq.nsmallest(MAX_CANDIDATES, (e for e, c in counts.items() if c == most))
+
+
+def _checks(variants: list[dict[str, float]], weights: list[float]) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
+    """Per query token: its index words, strongest first, each with weight x strength."""
+    checks = []
+    for found, weight in zip(variants, weights, strict=True):
+        ordered = sorted(found.items(), key=lambda kv: -kv[1])
+        checks.append((tuple(v for v, _ in ordered), tuple(weight * s for _, s in ordered)))
+    return checks
 
 
 def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str] = ()) -> list[dict]:
@@ -157,25 +178,21 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 for i, w in enumerate(terms)]
     weights = [max((index.idf[v] for v in found), default=4.0) for found in variants]
     total = sum(weights) or 1.0
-    sets = []
-    for found in variants:
-        if found:
-            sets.append(set().union(*(index.postings[v] for v in found)))
-    entries, _ = _candidates(sets)
-    if len(entries) > MAX_CANDIDATES:
-        entries = set(heapq.nsmallest(MAX_CANDIDATES, entries))
+    checks = _checks(variants, weights)
+    filtered = query.chapter is not None or query.billable is not None
     best: dict[int, float] = {}
-    for entry in entries:
+    for entry in _candidates(index, variants):
         present_tokens = index.entry_tokens[entry]
         matched = hits = 0.0
-        for found, weight in zip(variants, weights, strict=True):
-            strength = max((s for v, s in found.items() if v in present_tokens), default=0.0)
-            if strength:
-                matched += weight * strength
-                hits += 1
+        for candidates, strengths in checks:
+            for word, strength in zip(candidates, strengths, strict=True):
+                if word in present_tokens:
+                    matched += strength
+                    hits += 1
+                    break
         position = index.entry_code[entry]
         record = index.codes[position]
-        if not _keep(record, query):
+        if filtered and not _keep(record, query):
             continue
         precision = min(1.0, hits / index.entry_size[entry])
         score = (matched / total) ** 1.5 * (0.62 + 0.3 * precision)
@@ -219,6 +236,9 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     return rank(index, words, query, preferred)
 
 
+Connect = Connection | Callable[[], Connection]  # a connection, or how to get one if needed
+
+
 class IndexHolder:
     """The process's index of the active release: built on first use (or by `warm`), rebuilt when
     another release becomes active, checked at most every RELEASE_CHECK_SECONDS."""
@@ -228,33 +248,60 @@ class IndexHolder:
         self.checked = 0.0
         self.lock = threading.Lock()
 
-    def get(self, conn: Connection) -> SearchIndex:
-        now = time.monotonic()
-        if self.index is not None and now - self.checked < RELEASE_CHECK_SECONDS:
+    def get(self, conn: Connect) -> SearchIndex:
+        """The index; `conn` is only used (or called) when the release must be checked."""
+        if self.index is not None and time.monotonic() - self.checked < RELEASE_CHECK_SECONDS:
             return self.index
         with self.lock:
             if self.index is not None and time.monotonic() - self.checked < RELEASE_CHECK_SECONDS:
                 return self.index
-            release = active_release_id(conn)
+            connection = conn() if callable(conn) else conn
+            release = active_release_id(connection)
             if self.index is None or self.index.release_id != release:
-                self.index = SearchIndex.build(*fetch_search_rows(conn))
+                self.index = SearchIndex.build(*fetch_search_rows(connection))
             self.checked = time.monotonic()
             return self.index
 
 
+class Memo:
+    """A small in-process LRU in front of Redis for repeated queries (keys carry the release)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self.items: OrderedDict[str, list[dict]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> list[dict] | None:
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: list[dict]) -> None:
+        with self.lock:
+            self.items[key] = value
+            if len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
 holder = IndexHolder()
+memo = Memo()
 
 
-def search(conn: Connection, cache: Cache | None, query: Query) -> tuple[list[dict], bool]:
-    """Results for a validated query and whether they came from the cache."""
+def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict], bool]:
+    """Results for a validated query and whether they came from a cache (process, then Redis)."""
     index = holder.get(conn)
-    release = index.release_id or 0
-    key = cache_key("search", release, query.text, query.limit, query.chapter, query.billable)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit, True
+    key = cache_key("search", index.release_id or 0, query.text, query.limit, query.chapter, query.billable)
+    results = memo.get(key)
+    if results is not None:
+        return results, True
+    results = cache.get(key) if cache is not None else None
+    if results is not None:
+        memo.put(key, results)
+        return results, True
     results = search_index(index, query)
+    memo.put(key, results)
     if cache is not None:
-        cache.set(key, results, SEARCH_TTL, tags_for("search", release, query.chapter))
+        cache.set(key, results, SEARCH_TTL, tags_for("search", index.release_id or 0, query.chapter))
     return results, False
