@@ -59,7 +59,7 @@ class _CheckedStream:
 
     def __iter__(self) -> Iterator[bytes]:
         header_end = self.first.find(b"\n")
-        self.has_data = header_end >= 0 and bool(self.first[header_end + 1:].strip())
+        self.has_data = self.has_data or header_end >= 0 and bool(self.first[header_end + 1:].strip())
         for piece in self._all():
             self.digest.update(piece)
             self.size += len(piece)

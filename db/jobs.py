@@ -1,0 +1,229 @@
+"""Jobs in PostgreSQL, the source of truth: rows, stored uploads, chunk leases, results, progress.
+
+Every function runs in the caller's transaction. Results are written with the one COPY helper;
+progress and completion are counted on the job row, so no result backend is involved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Row
+
+from db.copy import copy_rows
+
+OPEN_STATES = ("queued", "running")
+JOB_COLUMNS = """id, owner, kind, state, idempotency_key, request_hash, first_answer, header, total,
+    chunks_total, chunks_done, done, counts, error, lease_seconds, created_at, started_at, finished_at,
+    date_trunc('month', created_at)::date AS job_month"""
+
+
+def insert_job(conn: Connection, owner: str, kind: str, idempotency_key: str | None) -> uuid.UUID | None:
+    """A new queued job; None when this owner already used the idempotency key (that row wins)."""
+    job_id = uuid.uuid4()
+    inserted = conn.execute(text("""
+        INSERT INTO jobs (id, owner, kind, idempotency_key, request_hash, lease_until)
+        VALUES (:id, :owner, :kind, :key, '', now() + make_interval(secs => 60))
+        ON CONFLICT (owner, idempotency_key) DO NOTHING RETURNING id"""),
+        {"id": job_id, "owner": owner, "kind": kind, "key": idempotency_key}).scalar()
+    return inserted
+
+
+def store_upload(conn: Connection, job_id: uuid.UUID, pieces: Iterable[bytes]) -> int:
+    """COPY the upload's pieces (streamed, in order) into job_uploads; returns the piece count."""
+    return copy_rows(conn, "job_uploads", ("job_id", "seq", "data"),
+                     ((job_id, seq, piece) for seq, piece in enumerate(pieces)))
+
+
+def seal_job(conn: Connection, job_id: uuid.UUID, request_hash: str, header: Sequence[str],
+             upload_bytes: int, first_answer: dict) -> None:
+    conn.execute(text("""
+        UPDATE jobs SET request_hash = :h, header = :header, upload_bytes = :n, first_answer = :a
+        WHERE id = :id"""),
+        {"id": job_id, "h": request_hash, "header": list(header), "n": upload_bytes,
+         "a": _json(first_answer)})
+
+
+def _json(value: object) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+def find_job(conn: Connection, job_id: str | uuid.UUID, owner: str | None = None) -> Row | None:
+    try:
+        job_id = uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+    clause = "" if owner is None else " AND owner = :owner"
+    return conn.execute(text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id{clause}"),
+                        {"id": job_id, "owner": owner}).first()
+
+
+def find_by_idempotency_key(conn: Connection, owner: str, key: str) -> Row | None:
+    return conn.execute(text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE owner = :o AND idempotency_key = :k"),
+                        {"o": owner, "k": key}).first()
+
+
+def read_upload(conn: Connection, job_id: uuid.UUID) -> Iterator[bytes]:
+    """The stored upload, piece by piece, through a server-side cursor (never whole in memory)."""
+    result = conn.execute(text("SELECT data FROM job_uploads WHERE job_id = :id ORDER BY seq"), {"id": job_id},
+                          execution_options={"stream_results": True, "yield_per": 4})
+    for (data,) in result:
+        yield bytes(data)
+
+
+def lock_for_ingest(conn: Connection, job_id: uuid.UUID) -> Row | None:
+    """The queued job, locked, or None when it is gone, already ingested, cancelled or finished."""
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id AND state = 'queued' FOR UPDATE"
+    return conn.execute(text(sql), {"id": job_id}).first()
+
+
+def insert_chunks(conn: Connection, job_id: uuid.UUID, lease_seconds: int,
+                  chunks: Iterable[tuple[int, int, list[str]]]) -> tuple[int, int]:
+    """COPY chunks (chunk_no, first_line, records) one by one; returns (chunks, lines).
+
+    One COPY per chunk, because `chunks` may itself be reading the upload over this connection.
+    """
+    lease = conn.execute(text("SELECT now() + make_interval(secs => :s)"), {"s": lease_seconds}).scalar_one()
+    count = lines = 0
+    for chunk_no, first_line, records in chunks:
+        copy_rows(conn, "job_chunks", ("job_id", "chunk_no", "first_line", "lines", "records", "lease_until"),
+                  [(job_id, chunk_no, first_line, len(records), records, lease)])
+        count, lines = count + 1, lines + len(records)
+    return count, lines
+
+
+def mark_running(conn: Connection, job_id: uuid.UUID, chunks: int, lines: int) -> None:
+    state = "running" if chunks else "succeeded"
+    conn.execute(text("""
+        UPDATE jobs SET state = :state, total = :lines, chunks_total = :chunks, started_at = now(),
+               finished_at = CASE WHEN :state = 'succeeded' THEN now() END,
+               counts = CASE WHEN :state = 'succeeded' THEN '{"status": {}, "edits": {}}'::jsonb END
+        WHERE id = :id"""), {"id": job_id, "state": state, "chunks": chunks, "lines": lines})
+
+
+def fail_job(conn: Connection, job_id: uuid.UUID, message: str) -> None:
+    conn.execute(text("""UPDATE jobs SET state = 'failed', error = :m, finished_at = now()
+                         WHERE id = :id AND state IN ('queued', 'running')"""), {"id": job_id, "m": message})
+
+
+def pending_chunks(conn: Connection, job_id: uuid.UUID) -> list[int]:
+    return list(conn.execute(text("""SELECT chunk_no FROM job_chunks WHERE job_id = :id AND state <> 'done'
+                                     ORDER BY chunk_no"""), {"id": job_id}).scalars())
+
+
+def claim_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int) -> Row | None:
+    """Take the chunk's lease if its job is running and the chunk is not done yet.
+
+    Committed on its own (attempts count even when the worker dies), and taken even while another
+    run's lease is live: a message redelivered after a killed pool process must not wait for it.
+    """
+    return conn.execute(text("""
+        UPDATE job_chunks c SET state = 'running', attempts = c.attempts + 1,
+               lease_until = now() + make_interval(secs => j.lease_seconds)
+        FROM jobs j
+        WHERE c.job_id = :id AND c.chunk_no = :n AND c.state <> 'done' AND j.id = c.job_id
+          AND j.state = 'running'
+        RETURNING j.kind, j.header, c.first_line, c.lines, c.records, c.attempts,
+                  date_trunc('month', j.created_at)::date AS job_month"""),
+        {"id": job_id, "n": chunk_no}).first()
+
+
+def finish_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int, job_month, rows: list[tuple],
+                 counts: dict) -> bool | None:
+    """Write a chunk's results exactly once; None when another run already finished it.
+
+    The first statement locks the chunk row, so a concurrent second run of the same chunk waits and
+    then finds it done. Returns True when this chunk completed the job.
+    """
+    chunk = conn.execute(text("""
+        UPDATE job_chunks SET state = 'done', counts = :counts, finished_at = now(), records = '{}'
+        WHERE job_id = :id AND chunk_no = :n AND state <> 'done' RETURNING first_line, lines"""),
+        {"id": job_id, "n": chunk_no, "counts": _json(counts)}).first()
+    if chunk is None:
+        return None
+    conn.execute(text("""DELETE FROM job_results WHERE job_month = :m AND job_id = :id
+                         AND line >= :lo AND line < :hi"""),
+                 {"m": job_month, "id": job_id, "lo": chunk.first_line, "hi": chunk.first_line + chunk.lines})
+    copy_rows(conn, "job_results", ("job_month", "job_id", "line", "status", "record"),
+              ((job_month, job_id, line, status, record) for line, status, record in rows))
+    job = conn.execute(text("""
+        UPDATE jobs SET done = done + :lines, chunks_done = chunks_done + 1 WHERE id = :id
+        RETURNING chunks_done, chunks_total, state"""), {"id": job_id, "lines": chunk.lines}).one()
+    if job.chunks_done < job.chunks_total or job.state != "running":
+        return False
+    conn.execute(text("""UPDATE jobs SET state = 'succeeded', finished_at = now(), counts = :c
+                         WHERE id = :id"""), {"id": job_id, "c": _json(job_counts(conn, job_id))})
+    return True
+
+
+def job_counts(conn: Connection, job_id: uuid.UUID) -> dict:
+    """Counts by status and by edit, summed over the chunks done so far."""
+    status, edits = Counter(), Counter()
+    for (counts,) in conn.execute(text("""SELECT counts FROM job_chunks
+                                          WHERE job_id = :id AND counts IS NOT NULL"""), {"id": job_id}):
+        status.update(counts.get("status", {}))
+        edits.update(counts.get("edits", {}))
+    return {"status": dict(status), "edits": dict(edits.most_common())}
+
+
+def cancel_job(conn: Connection, job_id: uuid.UUID) -> str | None:
+    """None when cancelled now; otherwise the final state that made it too late to cancel."""
+    row = conn.execute(text("""
+        UPDATE jobs SET state = 'cancelled', finished_at = now()
+        WHERE id = :id AND state IN ('queued', 'running') RETURNING state"""), {"id": job_id}).first()
+    if row is not None:
+        conn.execute(text("UPDATE jobs SET counts = :c WHERE id = :id"),
+                     {"id": job_id, "c": _json(job_counts(conn, job_id))})
+        return None
+    return conn.execute(text("SELECT state FROM jobs WHERE id = :id"), {"id": job_id}).scalar_one()
+
+
+def expired_work(conn: Connection) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, int]]]:
+    """Queued jobs and open chunks of running jobs whose lease ran out, with their leases renewed.
+
+    Covers a worker killed mid-task and messages the broker lost; SKIP LOCKED keeps two reapers
+    (or a reaper and a running chunk) from waiting on each other.
+    """
+    jobs = conn.execute(text("""
+        UPDATE jobs SET lease_until = now() + make_interval(secs => lease_seconds)
+        WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND lease_until < now()
+                     FOR UPDATE SKIP LOCKED)
+        RETURNING id""")).scalars().all()
+    chunks = conn.execute(text("""
+        UPDATE job_chunks c SET lease_until = now() + make_interval(secs => j.lease_seconds)
+        FROM jobs j
+        WHERE (c.job_id, c.chunk_no) IN (
+                SELECT job_id, chunk_no FROM job_chunks
+                WHERE state <> 'done' AND lease_until < now() FOR UPDATE SKIP LOCKED)
+          AND j.id = c.job_id AND j.state = 'running'
+        RETURNING c.job_id, c.chunk_no""")).all()
+    return list(jobs), [(r.job_id, r.chunk_no) for r in chunks]
+
+
+def results(conn: Connection, job: Row, after: int = 0,
+            limit: int | None = None) -> Iterator[tuple[int, str]]:
+    """(line, record JSON) in input order after line `after`, streamed through a server-side cursor."""
+    sql = """SELECT line, record FROM job_results WHERE job_month = :m AND job_id = :id AND line > :after
+             ORDER BY line"""
+    params = {"m": job.job_month, "id": job.id, "after": after}
+    if limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    yield from conn.execute(text(sql), params, execution_options={"stream_results": True, "yield_per": 2000})
+
+
+def purge_old_jobs(conn: Connection, keep_days: int = 30) -> int:
+    """Delete finished jobs older than keep_days with their uploads, chunks and results."""
+    old = conn.execute(text("""
+        DELETE FROM jobs WHERE created_at < now() - make_interval(days => :d)
+          AND state NOT IN ('queued', 'running')
+        RETURNING id, date_trunc('month', created_at)::date AS m"""), {"d": keep_days}).all()
+    for month in {r.m for r in old}:
+        conn.execute(text("DELETE FROM job_results WHERE job_month = :m AND job_id = ANY(:ids)"),
+                     {"m": month, "ids": [r.id for r in old if r.m == month]})
+    return len(old)
