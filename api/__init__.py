@@ -8,7 +8,7 @@ from ops import config
 
 
 def create_app(settings: config.Settings | None = None, **overrides) -> Flask:
-    from api import codes, context, errors, health, releases, search
+    from api import auth, codes, context, errors, health, jobs, releases, search
     from jobs.celery_app import celery_init_app
     from ops.embedded import EmbeddedServices
     from ops.logs import setup_logging
@@ -29,7 +29,7 @@ def create_app(settings: config.Settings | None = None, **overrides) -> Flask:
     app.config.update(overrides)
     context.register(app)
     errors.register(app)
-    for module in (health, releases, codes, search):
+    for module in (health, releases, auth, jobs, codes, search):
         app.register_blueprint(module.bp)
     celery_init_app(app)
     return app

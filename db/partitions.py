@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 # Month-partitioned tables; later migrations append theirs here (see jobs tables).
-MONTHLY_TABLES = ["search_log"]
+MONTHLY_TABLES = ["search_log", "job_results"]
 MATERIALIZED_VIEWS = ["mv_chapter_stats", "mv_popular_searches"]
 
 

@@ -57,3 +57,11 @@ def load_new_releases() -> list[str]:
         if result.created:
             loaded.append(result.name)
     return loaded
+
+
+@shared_task(name="jobs.maintenance.purge_old_jobs")
+def purge_old_jobs(keep_days: int = 30) -> int:
+    from db.jobs import purge_old_jobs as purge
+
+    with transaction(_db_url()) as conn:
+        return purge(conn, keep_days)

@@ -14,6 +14,7 @@ BEAT_SCHEDULE = {
     "refresh-views": _every("jobs.maintenance.refresh_views", 15 * 60),
     "clean-cache-memory": _every("jobs.maintenance.clean_cache_memory", 10 * 60),
     "watch-releases": _every("jobs.maintenance.load_new_releases", 5 * 60),
+    "reap-expired-chunks": _every("jobs.claims.reap_expired", 10),
     "purge-old-jobs": {"task": "jobs.maintenance.purge_old_jobs", "schedule": crontab(minute=17, hour=3),
                        "options": {"expires": 24 * 3600}},
 }
