@@ -10,6 +10,7 @@ import logging
 import uuid
 
 import orjson
+import psycopg  # noqa: F401 - fully imported before the pool forks (a fork mid-import deadlocks)
 from celery import shared_task
 from flask import current_app
 from sqlalchemy import text
