@@ -70,3 +70,8 @@ def analyze(symptoms: tuple[str, ...], top: int) -> None:
 
 
 COMMANDS = [lookup, search, analyze]
+
+from ops.code_command import code  # noqa: E402 - registered after the synchronous calls
+from ops.keys_command import keys  # noqa: E402
+
+COMMANDS += [code, keys]
