@@ -104,7 +104,7 @@ def _limit_key() -> str:
 
 
 limiter = Limiter(
-    key_func=_limit_key, default_limits=[lambda: TIERS[caller().tier]], headers_enabled=True,
+    key_func=_limit_key, application_limits=[lambda: TIERS[caller().tier]], headers_enabled=True,
     swallow_errors=True,  # Redis down: answer without limiting rather than fail
     header_name_mapping={HeaderNames.LIMIT: "RateLimit-Limit", HeaderNames.REMAINING: "RateLimit-Remaining",
                          HeaderNames.RESET: "RateLimit-Reset", HeaderNames.RETRY_AFTER: "Retry-After"},

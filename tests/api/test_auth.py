@@ -1,0 +1,61 @@
+"""API keys and rate limits: a key sees only its own jobs, 429 with Retry-After, headers everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from api import auth
+from tests.jobs.helpers import csv_text, submit
+
+
+@pytest.fixture
+def keys(app, database_url):
+    from db.engine import transaction
+
+    with transaction(database_url) as conn:
+        made = {name: auth.create_key(conn, f"test-{name}", tier)
+                for name, tier in (("alice", "standard"), ("bob", "standard"), ("slow", "free"))}
+    auth._cache.clear()
+    yield made
+    with transaction(database_url) as conn:
+        conn.execute(text("DELETE FROM api_keys WHERE name LIKE 'test-%'"))
+    auth._cache.clear()
+
+
+def test_the_api_is_open_while_no_key_exists(client):
+    response = client.get("/v1/jobs/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert int(response.headers["RateLimit-Limit"]) > 0 and "RateLimit-Remaining" in response.headers
+
+
+def test_once_a_key_exists_every_call_needs_one(client, keys):
+    missing = client.get("/v1/jobs/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 401 and missing.get_json()["error"]["code"] == "API_KEY_REQUIRED"
+    assert "RateLimit-Limit" in missing.headers
+    wrong = client.get("/v1/jobs/x", headers={"X-API-Key": "icdq_nope"})
+    assert wrong.status_code == 401 and wrong.get_json()["error"]["code"] == "INVALID_API_KEY"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_key_sees_only_its_own_jobs(client, keys, conn):
+    alice, bob = {"X-API-Key": keys["alice"]}, {"X-API-Key": keys["bob"]}
+    posted = submit(client, csv_text("claim_id,dx1", "A,I10"), alice)
+    assert posted.status_code == 202
+    job_id = posted.get_json()["id"]
+    assert client.get(f"/v1/jobs/{job_id}", headers=alice).status_code == 200
+    for call in (client.get, client.delete):
+        assert call(f"/v1/jobs/{job_id}", headers=bob).status_code == 404
+    assert client.get(f"/v1/jobs/{job_id}/results", headers=bob).status_code == 404
+    stored = conn.execute(text("SELECT key_hash FROM api_keys WHERE name = 'test-alice'")).scalar_one()
+    assert stored != keys["alice"] and stored == auth.hash_key(keys["alice"])
+
+
+def test_over_the_limit_is_429_with_retry_after(client, keys):
+    slow = {"X-API-Key": keys["slow"]}
+    answers = [client.get("/v1/releases", headers=slow) for _ in range(61)]
+    assert [a.status_code for a in answers[:60]] == [200] * 60
+    refused = answers[60]
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.headers["RateLimit-Limit"] == "60" and refused.headers["RateLimit-Remaining"] == "0"

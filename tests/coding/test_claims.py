@@ -1,0 +1,85 @@
+"""Every edit kind, coded directly (no queue) against the real code table."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from coding.claim_csv import HeaderError, parse_header, split_records
+from coding.claim_lookup import resolve_facts
+from coding.claims import code_records
+
+HEADER = "claim_id,sex,age,service_date,dx1,dx2,dx3"
+
+
+def code(conn, *lines: str, header: str = HEADER) -> list[dict]:
+    rows, _ = code_records(parse_header(header), 1, list(lines), lambda c: resolve_facts(conn, c),
+                           lambda texts: {})
+    return [orjson.loads(record) for _, _, record in rows]
+
+
+def edits(record: dict) -> set[str]:
+    return {e["edit"] for e in record["edits"]}
+
+
+@pytest.mark.parametrize(("line", "edit", "status"), [
+    ("A,M,40,2026-05-01,XYZ,I10,", "INVALID_CODE", "error"),
+    ("A,M,40,2026-05-01,E11,I10,", "NOT_BILLABLE", "error"),
+    ("A,M,40,2026-05-01,S52.501,,", "MISSING_7TH_CHARACTER", "error"),
+    ("A,M,40,2026-05-01,K50.90,K51.90,", "EXCLUDES1_CONFLICT", "error"),
+    ("A,M,70,2026-05-01,F02.80,G30.9,", "MANIFESTATION_FIRST", "error"),
+    ("A,M,40,2026-05-01,W19.XXXA,S72.001A,", "EXTERNAL_CAUSE_FIRST", "error"),
+    ("A,M,40,2026-05-01,I10,E11.9,i10", "DUPLICATE_CODE", "warning"),
+    ("A,F,40,2026-05-01,N40.0,,", "SEX_CONFLICT", "error"),
+    ("A,M,30,2026-05-01,O80,,", "SEX_CONFLICT", "error"),
+    ("A,F,71,2026-05-01,O80,,", "AGE_CONFLICT", "warning"),
+    ("A,M,45,2026-05-01,P07.30,,", "AGE_CONFLICT", "warning"),
+    ("A,M,40,2026-05-01,,,", "NO_DIAGNOSIS", "error"),
+    ("A,M,40,2019-05-01,E11.9,,", "CODE_NOT_EFFECTIVE", "error"),
+    ("A,M,40,2026-05-01,I10", "MALFORMED_LINE", "error"),
+    ("A,M,forty,2026-05-01,I10,,", "MALFORMED_LINE", "error"),
+])
+def test_each_edit(conn, line, edit, status):
+    [record] = code(conn, line)
+    assert edit in edits(record)
+    assert record["status"] == status
+    assert all(e["message"] for e in record["edits"])
+
+
+def test_a_clean_line_is_ok_with_dotted_codes(conn):
+    [record] = code(conn, "A,F,40,2026-05-01,e119,I10,Z79.4")
+    assert record["status"] == "ok" and record["edits"] == []
+    assert [d["code"] for d in record["diagnoses"]] == ["E11.9", "I10", "Z79.4"]
+    assert all(d["valid"] and d["billable"] and d["description"] for d in record["diagnoses"])
+
+
+def test_the_same_pair_in_either_order_and_only_once(conn):
+    [one, two] = code(conn, "A,M,40,,K51.90,K50.90,", "B,M,40,,K50.90,K51.90,K50.90")
+    assert [e["edit"] for e in one["edits"]] == ["EXCLUDES1_CONFLICT"]
+    assert sorted(e["edit"] for e in two["edits"]) == ["DUPLICATE_CODE", "EXCLUDES1_CONFLICT"]
+
+
+def test_no_sex_or_age_means_no_sex_or_age_edit(conn):
+    [record] = code(conn, "A,,,,O80,Z3A.39,")
+    assert record["status"] == "ok"
+
+
+def test_quoted_fields_with_commas_and_newlines_are_one_record():
+    records = list(split_records(['A,"I10, the',  'second line",E119', "B,I10,", "", 'C,"x,I10']))
+    assert records == ['A,"I10, the\nsecond line",E119', "B,I10,", 'C,"x,I10']
+
+
+@pytest.mark.parametrize(("header", "code"), [
+    ("dx1,dx2", "MISSING_CLAIM_ID"), ("claim_id,sex", "NO_DIAGNOSIS_COLUMN"),
+    ("claim_id,dx1,DX1", "DUPLICATE_COLUMN"), ("claim_id,dx26", "TOO_MANY_DIAGNOSES"), ("", "EMPTY_FILE"),
+])
+def test_header_problems(header, code):
+    with pytest.raises(HeaderError) as err:
+        parse_header(header)
+    assert err.value.code == code
+
+
+def test_header_variants():
+    layout = parse_header("Claim_ID, Diagnosis_2 ,diagnosis_1,SEX,dx_text")
+    assert [pos for pos, _ in layout.dx] == [1, 2] and layout.dx[0][1] == 2
+    assert layout.sex == 3 and layout.dx_text == 4 and layout.age is None
