@@ -8,6 +8,8 @@ named for the female or the male genital organs. A range (lo, hi) holds code c w
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 # What a payer rejects is an error; what a coder should look at is a warning.
 ERROR_EDITS = frozenset({
     "INVALID_CODE", "NOT_BILLABLE", "MISSING_7TH_CHARACTER", "EXCLUDES1_CONFLICT", "MANIFESTATION_FIRST",
@@ -56,6 +58,7 @@ def in_range(code: str, lo: str, hi: str) -> bool:
     return code >= lo and code[: len(hi)] <= hi
 
 
+@lru_cache(maxsize=200_000)  # a few thousand distinct codes per chunk, checked on every line
 def sex_rule(code: str) -> tuple[str, str] | None:
     """('F'|'M', why) when the code is for one sex only."""
     for sex, ranges in (("F", FEMALE_ONLY), ("M", MALE_ONLY)):
@@ -65,6 +68,7 @@ def sex_rule(code: str) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=200_000)
 def age_rule(code: str) -> tuple[int, int, str] | None:
     for lo, hi, youngest, oldest, why in AGE_RANGES:
         if in_range(code, lo, hi):
