@@ -22,7 +22,12 @@ MAX_SYMPTOMS = 100
 
 @bp.record_once
 def _warm(state) -> None:
-    """Build the search index in the background as the app starts, not on the first search."""
+    """Build the search index in the background as a web worker starts, not on the first search.
+
+    Only where WARM_SEARCH_INDEX is set (the Procfile's web entry): a Celery parent process must not
+    run a thread while it forks its pool (a fork in the middle of an import deadlocks the child)."""
+    if not state.app.config.get("WARM_SEARCH_INDEX"):
+        return
     url = state.app.config["DATABASE_URL"]
 
     def build() -> None:
