@@ -7,6 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ops.client import call
+from ops.code_command import code
+from ops.keys_command import keys
 
 console = Console()
 
@@ -69,9 +71,4 @@ def analyze(symptoms: tuple[str, ...], top: int) -> None:
     console.print(combined)
 
 
-COMMANDS = [lookup, search, analyze]
-
-from ops.code_command import code  # noqa: E402 - registered after the synchronous calls
-from ops.keys_command import keys  # noqa: E402
-
-COMMANDS += [code, keys]
+COMMANDS = [lookup, search, analyze, code, keys]
