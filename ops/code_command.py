@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ops import config
@@ -25,7 +32,7 @@ def _submit(client: httpx.Client, path: Path) -> dict:
 
 
 def _follow(client: httpx.Client, job: dict) -> dict:
-    columns = (TextColumn("coding"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} lines"),
+    columns = (TextColumn("coding"), BarColumn(), MofNCompleteColumn(), TextColumn("lines"),
                TextColumn("{task.fields[rate]:,.0f} lines/s"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
     started = time.monotonic()
