@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import cache as memoize
 from pathlib import Path
@@ -62,12 +64,34 @@ class CodeInfo:
     message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: the values are already plain JSON types, and dataclasses.asdict's recursive
+        # deep copy cost ~1 ms a code (most of resolving a claim chunk's codes).
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     def effective_on(self, day: date) -> bool:
         """True if a loaded release holding this code is in force on `day`."""
         iso = day.isoformat()
         return any(r["effective_from"] <= iso <= r["effective_to"] for r in self.releases)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(CodeInfo))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around building a batch of acyclic records.
+
+    Thousands of fresh dicts and lists trigger collection after collection that walks every live
+    object (measured: 2-3x the whole cost of building 10,000 CodeInfo). Nothing built here forms a
+    cycle, so reference counting frees it all; the collector resumes afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @memoize
@@ -178,6 +202,11 @@ def resolve_codes(conn: Connection, cache: Cache | None, codes: Sequence[str]) -
     Unknown or malformed codes come back as `CodeInfo(valid=False, message=..., who_only=...)`,
     never None. `cache` may be None or down: then it is PostgreSQL alone, same answers.
     """
+    with gc_paused():
+        return _resolve(conn, cache, codes)
+
+
+def _resolve(conn: Connection, cache: Cache | None, codes: Sequence[str]) -> dict[str, CodeInfo]:
     wanted = list(dict.fromkeys(codes))
     found: dict[str, CodeInfo] = {}
     cached = cache.get_many([code_key(c) for c in wanted]) if cache else [None] * len(wanted)
