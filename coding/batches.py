@@ -37,6 +37,7 @@ def code_batch(kind: str, first_line: int, items: Sequence[str], resolve: Resolv
         for i, raw in enumerate(items):
             code = normalize(raw)
             f = facts.get(code)
+            f = None if f is None or f.who_only else f
             records.append({"line": first_line + i, "input": raw,
                             "code": f.dotted if f else (dotted(code) if CODE_SHAPE.match(code) else None),
                             "valid": f is not None, "billable": bool(f and f.billable),

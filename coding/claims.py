@@ -17,14 +17,18 @@ from datetime import date
 import orjson
 
 from coding.claim_csv import ClaimLine, Layout, parse_record
-from coding.claim_rules import ERROR_EDITS, age_rule, sex_rule
+from coding.claim_rules import ERROR_EDITS
 
 CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
 
 
 @dataclass(frozen=True, slots=True)
 class CodeFacts:
-    """What the edits need to know about one normalized code (from any loaded release)."""
+    """What the edits need to know about one normalized code (from any loaded release).
+
+    Built once per code and process (coding.claim_lookup), so everything that depends on the code
+    alone is worked out here and the per-line work is lookups.
+    """
 
     code: str
     dotted: str
@@ -35,7 +39,22 @@ class CodeFacts:
     current: bool = True  # held by the active release
     releases: tuple[tuple[date, date], ...] = ()  # effective windows of the releases holding it
     excludes1: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # by first letter
-    who_only: str | None = None  # set for a WHO ICD-10 code that ICD-10-CM does not have
+    who_only: str | None = None  # for a WHO ICD-10 code that ICD-10-CM does not have: the message
+    sex: tuple[str, str] | None = None  # claim_rules.sex_rule of the code
+    age: tuple[int, int, str] | None = None  # claim_rules.age_rule of the code
+    own_edits: tuple[dict, ...] = field(init=False, default=())  # edits of the code alone, every line
+
+    def __post_init__(self) -> None:
+        edits: list = []
+        if self.who_only:
+            _edit(edits, "INVALID_CODE", [self.dotted], self.who_only)
+        elif self.requires_seventh:
+            _edit(edits, "MISSING_7TH_CHARACTER", [self.dotted],
+                  f"{self.dotted} needs a 7th character (e.g. {self.dotted}{'X' * (6 - len(self.code))}A)")
+        elif not self.billable:
+            _edit(edits, "NOT_BILLABLE", [self.dotted],
+                  f"{self.dotted} is a category with subdivisions; code to the highest specificity")
+        object.__setattr__(self, "own_edits", tuple(edits))
 
 
 Resolver = Callable[[Iterable[str]], dict[str, CodeFacts]]
@@ -62,29 +81,34 @@ def excludes1_index(ranges: Iterable[tuple[str, str]]) -> dict[str, tuple[tuple[
 
 
 def _excludes(facts: CodeFacts, code: str) -> bool:
-    return any(code >= lo and code[: len(hi)] <= hi for lo, hi in facts.excludes1.get(code[0], ()))
+    ranges = facts.excludes1.get(code[0])
+    if not ranges:
+        return False
+    return any(code >= lo and code[: len(hi)] <= hi for lo, hi in ranges)
 
 
 def _edit(edits: list, name: str, codes: list[str], message: str) -> None:
     edits.append({"edit": name, "codes": codes, "message": message})
 
 
-def _diagnosis_edits(pos: int, raw: str, code: str, facts: CodeFacts | None, service: date | None,
-                     edits: list) -> dict:
-    shown = dotted(code) if CODE_SHAPE.match(code) else None
+def _diagnosis(pos: int, raw: str, code: str, facts: CodeFacts | None, service: date | None,
+               edits: list) -> dict:
     if facts is None or facts.who_only:
-        why = facts.who_only if facts else "is not an ICD-10-CM code in any loaded release"
-        _edit(edits, "INVALID_CODE", [shown or raw], f"{shown or raw} {why}")
+        shown = dotted(code) if CODE_SHAPE.match(code) else None
+        if facts is None:
+            _edit(edits, "INVALID_CODE", [shown or raw],
+                  f"{shown or raw} is not an ICD-10-CM code in any loaded release")
+        else:
+            edits.extend(facts.own_edits)
         return {"position": pos, "input": raw, "code": shown, "valid": False, "billable": False,
                 "description": None}
-    if facts.requires_seventh:
-        _edit(edits, "MISSING_7TH_CHARACTER", [facts.dotted],
-              f"{facts.dotted} needs a 7th character (e.g. {facts.dotted}{'X' * (6 - len(code))}A)")
-    elif not facts.billable:
-        _edit(edits, "NOT_BILLABLE", [facts.dotted],
-              f"{facts.dotted} is a category with subdivisions; code to the highest specificity")
+    if facts.own_edits:
+        edits.extend(facts.own_edits)
     if service is not None:
-        if not any(start <= service <= end for start, end in facts.releases):
+        for start, end in facts.releases:
+            if start <= service <= end:
+                break
+        else:
             _edit(edits, "CODE_NOT_EFFECTIVE", [facts.dotted],
                   f"{facts.dotted} is not valid on {service.isoformat()} in any loaded release")
     elif not facts.current:
@@ -96,44 +120,51 @@ def _diagnosis_edits(pos: int, raw: str, code: str, facts: CodeFacts | None, ser
 
 def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edits: list) -> None:
     principal = codes[0]
-    if principal[:1] in ("V", "W", "X", "Y") and CODE_SHAPE.match(principal):
+    if principal[0] in "VWXY" and CODE_SHAPE.match(principal):
         _edit(edits, "EXTERNAL_CAUSE_FIRST", [dotted(principal)],
               f"{dotted(principal)} is an external cause code (V00-Y99); "
               "it may not be the principal diagnosis")
     if known and known[0].code == principal and known[0].manifestation:
         _edit(edits, "MANIFESTATION_FIRST", [known[0].dotted],
               f"{known[0].dotted} is a manifestation code; code the underlying condition first")
-    seen: set[str] = set()
-    for code in codes:
-        if code in seen:
-            _edit(edits, "DUPLICATE_CODE", [dotted(code)], f"{dotted(code)} appears more than once")
-        seen.add(code)
-    distinct = list({f.code: f for f in known}.values())
+    if len(set(codes)) < len(codes):
+        seen: set[str] = set()
+        for code in codes:
+            if code in seen:
+                _edit(edits, "DUPLICATE_CODE", [dotted(code)], f"{dotted(code)} appears more than once")
+            seen.add(code)
+    distinct = list({f.code: f for f in known}.values()) if len(known) > 1 else known
     for i, a in enumerate(distinct):
         for b in distinct[i + 1:]:
             if _excludes(a, b.code) or _excludes(b, a.code):
                 _edit(edits, "EXCLUDES1_CONFLICT", [a.dotted, b.dotted],
                       f"{a.dotted} and {b.dotted} are mutually exclusive (Excludes1)")
+    sex, age = line.sex, line.age
+    if sex == "U" and age is None:
+        return
     for facts in distinct:
-        if line.sex in ("M", "F") and (rule := sex_rule(facts.code)) and rule[0] != line.sex:
+        if sex != "U" and (rule := facts.sex) and rule[0] != sex:
             _edit(edits, "SEX_CONFLICT", [facts.dotted],
                   f"{facts.dotted} is for {'female' if rule[0] == 'F' else 'male'} patients only: {rule[1]}")
-        if line.age is not None and (rule := age_rule(facts.code)) and not rule[0] <= line.age <= rule[1]:
-            _edit(edits, "AGE_CONFLICT", [facts.dotted], f"{facts.dotted} at age {line.age}: {rule[2]}")
+        if age is not None and (rule := facts.age) and not rule[0] <= age <= rule[1]:
+            _edit(edits, "AGE_CONFLICT", [facts.dotted], f"{facts.dotted} at age {age}: {rule[2]}")
 
 
-def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[str, list[dict]]) -> dict:
-    """One parsed line -> its result record."""
+def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[str, list[dict]],
+              normalized: dict[str, str] | None = None) -> dict:
+    """One parsed line -> its result record (`normalized`: raw input -> normalized code, if known)."""
     edits: list[dict] = []
     for problem in line.problems or ():
         _edit(edits, "MALFORMED_LINE", [], problem)
-    codes = [normalize(raw) for _, raw in line.dx]
-    diagnoses = [_diagnosis_edits(pos, raw, code, facts.get(code), line.service_date, edits)
+    codes = [normalized[raw] if normalized else normalize(raw) for _, raw in line.dx]
+    service = line.service_date
+    get = facts.get
+    diagnoses = [_diagnosis(pos, raw, code, get(code), service, edits)
                  for (pos, raw), code in zip(line.dx, codes, strict=True)]
     if not codes:
         _edit(edits, "NO_DIAGNOSIS", [], "the line has no diagnosis code")
     else:
-        known = [f for code in codes if (f := facts.get(code)) is not None and not f.who_only]
+        known = [f for code in codes if (f := get(code)) is not None and not f.who_only]
         _claim_edits(line, codes, known, edits)
     return {"claim_id": line.claim_id, "line": line.line, "status": status_of(edits),
             "diagnoses": diagnoses, "edits": edits,
@@ -143,7 +174,10 @@ def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[st
 def status_of(edits: list[dict]) -> str:
     if not edits:
         return "ok"
-    return "error" if any(e["edit"] in ERROR_EDITS for e in edits) else "warning"
+    for e in edits:
+        if e["edit"] in ERROR_EDITS:
+            return "error"
+    return "warning"
 
 
 def malformed_record(line: int, record: str, message: str) -> dict:
@@ -160,7 +194,10 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
     counts: {"status": {ok, warning, error}, "edits": {EDIT: lines carrying it}}.
     """
     parsed = [parse_record(layout, first_line + i, text) for i, text in enumerate(records)]
-    codes = {normalize(raw) for p in parsed if not isinstance(p, str) for _, raw in p.dx}
+    normalized = {raw: "" for p in parsed if not isinstance(p, str) for _, raw in p.dx}
+    for raw in normalized:
+        normalized[raw] = normalize(raw)
+    codes = set(normalized.values())
     facts = resolve(codes) if codes else {}
     texts = sorted({p.dx_text for p in parsed if not isinstance(p, str) and p.dx_text})
     suggestions = suggest(texts) if texts else {}
@@ -169,7 +206,7 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
     for i, item in enumerate(parsed):
         line = first_line + i
         record = (malformed_record(line, records[i], item) if isinstance(item, str)
-                  else code_line(item, facts, suggestions))
+                  else code_line(item, facts, suggestions, normalized))
         statuses[record["status"]] += 1
         edit_counts.update({e["edit"] for e in record["edits"]})
         rows.append((line, record["status"], dumps(record).decode()))

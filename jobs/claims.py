@@ -7,6 +7,7 @@ twice: PostgreSQL decides what is left to do, and a chunk's results are written 
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 
 import orjson
@@ -16,10 +17,12 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from cache.client import shared_cache
 from coding.batches import code_batch
 from coding.claim_csv import chunk_records, decode_lines, layout_for, split_records
 from coding.claim_lookup import resolve_facts, suggest_codes
 from coding.claims import code_records
+from coding.lookup import gc_paused
 from db import jobs as store
 from db.engine import transaction
 
@@ -33,6 +36,12 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60
 
 def _db_url() -> str:
     return current_app.config["DATABASE_URL"]
+
+
+def _log_failure(what: str, err: BaseException) -> None:
+    """The exception's type and code locations only: its message may quote claim content."""
+    frames = "".join(traceback.format_tb(err.__traceback__))
+    log.error("%s failed: %s\n%s", what, type(err).__name__, frames)
 
 
 def _send(task, *args: object) -> None:
@@ -71,7 +80,7 @@ def ingest(job_id: str) -> int:
     except TRANSIENT:
         raise
     except Exception as err:  # a bug: fail the job once rather than re-sending it forever
-        log.exception("ingest of job %s failed: %s", job_id, type(err).__name__)
+        _log_failure(f"ingest of job {job_id}", err)
         with transaction(_db_url()) as conn:
             store.fail_job(conn, uuid.UUID(job_id), "internal error while reading the file; the job was stopped")
         return 0
@@ -84,18 +93,21 @@ def run_chunk(conn, job_id: uuid.UUID, chunk_no: int, chunk) -> bool | None:
     conn.execute(text("SET LOCAL jit = off"))  # short set-based queries; JIT only adds latency
     conn.execute(text("SET LOCAL enable_hashjoin = off"))  # index probes beat scanning the code table
 
+    cache = shared_cache(current_app.config["CACHE_URL"])
+
     def resolve(codes):
-        return resolve_facts(conn, codes)
+        return resolve_facts(conn, cache, codes)
 
     def suggest(texts):
-        return suggest_codes(conn, texts)
+        return suggest_codes(conn, cache, texts)
 
-    if chunk.kind == "claims":
-        layout = layout_for(chunk.header)
-        rows, counts = code_records(layout, chunk.first_line, chunk.records, resolve, suggest)
-    else:
-        rows, counts = code_batch(chunk.kind, chunk.first_line, chunk.records, resolve, suggest)
-    return store.finish_chunk(conn, job_id, chunk_no, chunk.job_month, rows, counts)
+    with gc_paused():  # a chunk builds ~10^5 acyclic objects; collections would walk them all
+        if chunk.kind == "claims":
+            layout = layout_for(chunk.header)
+            rows, counts = code_records(layout, chunk.first_line, chunk.records, resolve, suggest)
+        else:
+            rows, counts = code_batch(chunk.kind, chunk.first_line, chunk.records, resolve, suggest)
+        return store.finish_chunk(conn, job_id, chunk_no, chunk.job_month, rows, counts)
 
 
 @shared_task(name="jobs.claims.code_chunk", **RETRY)
@@ -113,7 +125,7 @@ def code_chunk(job_id: str, chunk_no: int) -> bool | None:
     except TRANSIENT:
         raise
     except Exception as err:  # a bug or a chunk that kills its worker; bad input is an edit on its line
-        log.exception("chunk %s of job %s failed: %s", chunk_no, job_id, type(err).__name__)
+        _log_failure(f"chunk {chunk_no} of job {job_id}", err)
         with transaction(_db_url()) as conn:
             store.fail_job(conn, job, f"internal error while coding lines {chunk.first_line}-"
                                       f"{chunk.first_line + chunk.lines - 1}; the job was stopped")

@@ -6,15 +6,15 @@ import orjson
 import pytest
 
 from coding.claim_csv import HeaderError, parse_header, split_records
-from coding.claim_lookup import resolve_facts
+from coding.claim_lookup import resolve_facts, suggest_codes
 from coding.claims import code_records
 
 HEADER = "claim_id,sex,age,service_date,dx1,dx2,dx3"
 
 
 def code(conn, *lines: str, header: str = HEADER) -> list[dict]:
-    rows, _ = code_records(parse_header(header), 1, list(lines), lambda c: resolve_facts(conn, c),
-                           lambda texts: {})
+    rows, _ = code_records(parse_header(header), 1, list(lines), lambda c: resolve_facts(conn, None, c),
+                           lambda texts: suggest_codes(conn, None, texts))
     return [orjson.loads(record) for _, _, record in rows]
 
 
@@ -57,6 +57,21 @@ def test_the_same_pair_in_either_order_and_only_once(conn):
     [one, two] = code(conn, "A,M,40,,K51.90,K50.90,", "B,M,40,,K50.90,K51.90,K50.90")
     assert [e["edit"] for e in one["edits"]] == ["EXCLUDES1_CONFLICT"]
     assert sorted(e["edit"] for e in two["edits"]) == ["DUPLICATE_CODE", "EXCLUDES1_CONFLICT"]
+
+
+def test_a_who_only_code_is_invalid_and_says_it_is_who_icd10(conn):
+    [record] = code(conn, "A,M,60,2026-05-01,E14.9,I10,")
+    [edit] = record["edits"]
+    assert edit["edit"] == "INVALID_CODE" and edit["codes"] == ["E14.9"]
+    assert "WHO ICD-10 code" in edit["message"] and "ICD-10-CM" in edit["message"]
+    assert record["status"] == "error" and record["diagnoses"][0]["valid"] is False
+
+
+def test_dx_text_gets_the_engines_suggestions(conn):
+    [record] = code(conn, "A,M,60,2026-05-01,I10,type 2 diabetes",
+                    header="claim_id,sex,age,service_date,dx1,dx_text")
+    assert record["suggestions"][0]["code"] == "E11.9"
+    assert all(0 <= s["confidence"] <= 1 for s in record["suggestions"])
 
 
 def test_no_sex_or_age_means_no_sex_or_age_edit(conn):
