@@ -13,6 +13,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from coding.terms import ENCOUNTER, NEUTRAL, deletes, edit_distance, max_typos, synonyms, tokens
 
@@ -53,6 +54,13 @@ class SearchIndex:
     default_child: dict[int, int] = field(default_factory=dict)  # header -> its "unspecified" code
     prior: dict[int, float] = field(default_factory=dict)  # code -> curated nudge (data/priors.csv)
     sorted_codes: list[str] = field(default_factory=list)
+    code_order: list[int] = field(default_factory=list)  # code index -> rank in code order (ties)
+    # Entry id -> the parts of its score that do not depend on the query, computed once here rather
+    # than per candidate per search: a bonus (billable, unspecified), a malus (an inclusion term,
+    # "Other ..."), the curated prior. Kept apart so the sums round exactly as one would write them.
+    entry_bonus: list[float] = field(default_factory=list)
+    entry_malus: list[float] = field(default_factory=list)
+    entry_prior: list[float] = field(default_factory=list)
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -93,6 +101,14 @@ class SearchIndex:
         index.sorted_codes = sorted(index.by_code)
         index.default_child = _default_children(index, [(r[0], r[9]) for r in rows])
         index.prior = _priors(index, synonyms().priors)
+        index.code_order = [0] * len(index.codes)
+        for order, code in enumerate(index.sorted_codes):
+            index.code_order[index.by_code[code]] = order
+        for position, inclusion in zip(index.entry_code, index.entry_inclusion, strict=True):
+            record = index.codes[position]
+            index.entry_bonus.append(0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified)
+            index.entry_malus.append(0.02 * inclusion + 0.04 * record.description.startswith("Other"))
+            index.entry_prior.append(index.prior.get(position, 0.0))
         return index
 
     def variants(self, token: str, last: bool) -> dict[str, float]:
@@ -138,11 +154,17 @@ class SearchIndex:
         best = ("A" if "A" in options else next(iter(options)), 0)
         if wanted:
             for char, text in options.items():
-                overlap = len(wanted & set(tokens(text)))
+                overlap = len(wanted & _option_tokens(text))
                 if overlap > best[1]:
                     best = (char, overlap)
         char = best[0]
         return record.code.ljust(6, "X") + char, options.get(char, "")
+
+
+@lru_cache(maxsize=256)
+def _option_tokens(text: str) -> frozenset[str]:
+    """Tokens of a 7th-character option ("subsequent encounter for fracture with routine healing")."""
+    return frozenset(tokens(text))
 
 
 def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]]) -> dict[int, int]:

@@ -6,13 +6,14 @@ scored in [0, 1] with the generic ("unspecified") code first for an unqualified 
 
 from __future__ import annotations
 
+import gc
 import heapq
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import groupby, islice
+from itertools import chain, groupby, islice
 
 from sqlalchemy.engine import Connection
 
@@ -143,22 +144,28 @@ def _candidates(index: SearchIndex, variants: list[dict[str, float]]) -> list[in
     holding every matched token, failing that those holding the most."""
     matched = [found for found in variants if found]
     if len(matched) == 1:  # one word: the first ids of its postings are the most general entries
-        merged = heapq.merge(*(index.ordered[v] for v in matched[0]))
-        return list(islice((e for e, _ in groupby(merged)), MAX_CANDIDATES))
+        return list(islice(_ascending(index, matched[0]), MAX_CANDIDATES))
     sets = [index.postings[next(iter(found))] if len(found) == 1
-            else set().union(*(index.postings[v] for v in found)) for found in variants if found]
+            else set().union(*(index.postings[v] for v in found)) for found in matched]
     if not sets:
         return []
-    sets.sort(key=len)
-    both = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
+    smallest = sorted(sets, key=len)
+    both = smallest[0].intersection(*smallest[1:]) if len(sets) > 1 else sets[0]
     if both:
         return heapq.nsmallest(MAX_CANDIDATES, both) if len(both) > MAX_CANDIDATES else sorted(both)
-    counts: dict[int, int] = {}
-    for found in sets:
-        for entry in islice(sorted(found), COUNT_WINDOW) if len(found) > COUNT_WINDOW else found:
-            counts[entry] = counts.get(entry, 0) + 1
+    # Counter counts in C: no Python loop over what may be tens of thousands of entries.
+    counts = Counter(chain.from_iterable(
+        islice(_ascending(index, found), COUNT_WINDOW) if len(entries) > COUNT_WINDOW else entries
+        for found, entries in zip(matched, sets, strict=True)))
     most = max(counts.values())
     return heapq.nsmallest(MAX_CANDIDATES, (e for e, c in counts.items() if c == most))
+
+
+def _ascending(index: SearchIndex, found: dict[str, float]) -> Iterator[int]:
+    """Entry ids holding any of a token's words, ascending, without duplicates."""
+    if len(found) == 1:
+        return iter(index.ordered[next(iter(found))])
+    return (e for e, _ in groupby(heapq.merge(*(index.ordered[v] for v in found))))
 
 
 def _checks(variants: list[dict[str, float]], weights: list[float]) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
@@ -179,31 +186,29 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     weights = [max((index.idf[v] for v in found), default=4.0) for found in variants]
     total = sum(weights) or 1.0
     checks = _checks(variants, weights)
+    query_words = frozenset(word for found in variants for word in found)
     filtered = query.chapter is not None or query.billable is not None
+    # Most candidates share the same few query words and sizes: score each (words, size) once.
+    partial: dict[tuple[frozenset[str], int], float] = {}
+    entry_tokens, entry_size, entry_code = index.entry_tokens, index.entry_size, index.entry_code
+    bonus, malus, prior = index.entry_bonus, index.entry_malus, index.entry_prior
     best: dict[int, float] = {}
     for entry in _candidates(index, variants):
-        present_tokens = index.entry_tokens[entry]
-        matched = hits = 0.0
-        for candidates, strengths in checks:
-            for word, strength in zip(candidates, strengths, strict=True):
-                if word in present_tokens:
-                    matched += strength
-                    hits += 1
-                    break
-        position = index.entry_code[entry]
-        record = index.codes[position]
-        if filtered and not _keep(record, query):
+        position = entry_code[entry]
+        if filtered and not _keep(index.codes[position], query):
             continue
-        precision = min(1.0, hits / index.entry_size[entry])
-        score = (matched / total) ** 1.5 * (0.62 + 0.3 * precision)
-        score += 0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified
-        score -= 0.02 * index.entry_inclusion[entry] + 0.04 * record.description.startswith("Other")
-        score += index.prior.get(position, 0.0)
-        score = min(score, 0.97)  # above is kept for the curated canonical codes
+        key = (query_words & entry_tokens[entry], entry_size[entry])
+        score = partial.get(key)
+        if score is None:
+            score = partial[key] = _match_score(checks, key[0], key[1], total)
+        score = score + bonus[entry] - malus[entry] + prior[entry]
+        if score > 0.97:
+            score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
             best[position] = score
-    for header, score in [(p, s) for p, s in best.items() if p in index.default_child]:
-        child = index.default_child[header]
+    defaults = index.default_child
+    for header, score in [(p, s) for p, s in best.items() if p in defaults]:
+        child = defaults[header]
         if _keep(index.codes[child], query):
             best[child] = max(best.get(child, 0.0), score + 0.01)
         best[header] = score - 0.05
@@ -211,9 +216,24 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         position = index.by_code.get(code)
         if position is not None and _keep(index.codes[position], query):
             best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
-    kept = [(p, s) for p, s in best.items() if s >= MIN_SCORE]
-    top = heapq.nsmallest(query.limit, kept, key=lambda kv: (-kv[1], index.codes[kv[0]].code))
-    return [_present(index, p, min(1.0, max(0.0, s)), set(words)) for p, s in top]
+    order = index.code_order
+    top = heapq.nsmallest(query.limit, [(-s, order[p], p) for p, s in best.items() if s >= MIN_SCORE])
+    return [_present(index, p, min(1.0, max(0.0, -s)), set(words)) for s, _, p in top]
+
+
+def _match_score(checks: list[tuple[tuple[str, ...], tuple[float, ...]]], present: frozenset[str],
+                 size: int, total: float) -> float:
+    """The query-dependent part of an entry's score: how much of the query it holds (each query
+    token by its strongest index word present), and how little else."""
+    matched = hits = 0.0
+    for candidates, strengths in checks:
+        for word, strength in zip(candidates, strengths, strict=True):
+            if word in present:
+                matched += strength
+                hits += 1
+                break
+    precision = min(1.0, hits / size)
+    return (matched / total) ** 1.5 * (0.62 + 0.3 * precision)
 
 
 def _with_alternatives(index: SearchIndex, found: dict[str, float],
@@ -259,6 +279,10 @@ class IndexHolder:
             release = active_release_id(connection)
             if self.index is None or self.index.release_id != release:
                 self.index = SearchIndex.build(*fetch_search_rows(connection))
+                # The index is ~300,000 long-lived containers: keep the cycle collector from
+                # walking them again and again (a full pass costs tens of ms, paid by a search).
+                gc.collect()
+                gc.freeze()
             self.checked = time.monotonic()
             return self.index
 
