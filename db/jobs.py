@@ -9,13 +9,28 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from typing import NamedTuple
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
 
 from db.copy import copy_rows
 
 OPEN_STATES = ("queued", "running")
+
+
+class Chunk(NamedTuple):
+    """A claimed chunk: what a worker needs to code it."""
+
+    kind: str
+    header: list[str]
+    first_line: int
+    lines: int
+    records: list[str]
+    attempts: int
+    job_month: date
 JOB_COLUMNS = """id, owner, kind, state, idempotency_key, request_hash, first_answer, header, total,
     chunks_total, chunks_done, done, counts, error, lease_seconds, created_at, started_at, finished_at,
     date_trunc('month', created_at)::date AS job_month"""
@@ -48,8 +63,6 @@ def seal_job(conn: Connection, job_id: uuid.UUID, request_hash: str, header: Seq
 
 
 def _json(value: object) -> str:
-    import orjson
-
     return orjson.dumps(value).decode()
 
 
@@ -84,15 +97,22 @@ def lock_for_ingest(conn: Connection, job_id: uuid.UUID) -> Row | None:
 
 def insert_chunks(conn: Connection, job_id: uuid.UUID, lease_seconds: int,
                   chunks: Iterable[tuple[int, int, list[str]]]) -> tuple[int, int]:
-    """COPY chunks (chunk_no, first_line, records) one by one; returns (chunks, lines).
+    """Insert chunks (chunk_no, first_line, records) one by one; returns (chunks, lines).
 
-    One COPY per chunk, because `chunks` may itself be reading the upload over this connection.
+    One statement per chunk, because `chunks` may itself be reading the upload over this
+    connection. The records travel as one JSON array that PostgreSQL unpacks into the text[]
+    column: psycopg adapts a Python list element by element in Python (measured: most of the
+    8.7 s an ingest of 1,000,000 lines took), orjson and json_array_elements_text work in C.
     """
     lease = conn.execute(text("SELECT now() + make_interval(secs => :s)"), {"s": lease_seconds}).scalar_one()
+    insert = text("""
+        INSERT INTO job_chunks (job_id, chunk_no, first_line, lines, records, lease_until)
+        VALUES (:id, :n, :first, :lines, ARRAY(SELECT json_array_elements_text(CAST(:records AS json))),
+                :lease)""")
     count = lines = 0
     for chunk_no, first_line, records in chunks:
-        copy_rows(conn, "job_chunks", ("job_id", "chunk_no", "first_line", "lines", "records", "lease_until"),
-                  [(job_id, chunk_no, first_line, len(records), records, lease)])
+        conn.execute(insert, {"id": job_id, "n": chunk_no, "first": first_line, "lines": len(records),
+                              "records": orjson.dumps(records).decode(), "lease": lease})
         count, lines = count + 1, lines + len(records)
     return count, lines
 
@@ -116,21 +136,24 @@ def pending_chunks(conn: Connection, job_id: uuid.UUID) -> list[int]:
                                      ORDER BY chunk_no"""), {"id": job_id}).scalars())
 
 
-def claim_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int) -> Row | None:
+def claim_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int) -> Chunk | None:
     """Take the chunk's lease if its job is running and the chunk is not done yet.
 
     Committed on its own (attempts count even when the worker dies), and taken even while another
     run's lease is live: a message redelivered after a killed pool process must not wait for it.
     """
-    return conn.execute(text("""
+    row = conn.execute(text("""
         UPDATE job_chunks c SET state = 'running', attempts = c.attempts + 1,
                lease_until = now() + make_interval(secs => j.lease_seconds)
         FROM jobs j
         WHERE c.job_id = :id AND c.chunk_no = :n AND c.state <> 'done' AND j.id = c.job_id
           AND j.state = 'running'
-        RETURNING j.kind, j.header, c.first_line, c.lines, c.records, c.attempts,
-                  date_trunc('month', j.created_at)::date AS job_month"""),
+        RETURNING j.kind, j.header, c.first_line, c.lines, array_to_json(c.records)::text AS records,
+                  c.attempts, date_trunc('month', j.created_at)::date AS job_month"""),
         {"id": job_id, "n": chunk_no}).first()
+    # The records come back as one JSON array (parsed in C) rather than a text[] psycopg walks in Python.
+    return None if row is None else Chunk(row.kind, row.header, row.first_line, row.lines,
+                                          orjson.loads(row.records), row.attempts, row.job_month)
 
 
 def finish_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int, job_month, rows: list[tuple],
