@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from cache.client import Cache
 from cache.tags import cache_key, tags_for
+from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
 from coding.terms import ENCOUNTER, expand, synonyms, tokens
@@ -326,6 +327,6 @@ def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict]
         return results, True
     results = search_index(index, query)
     memo.put(key, results)
-    if cache is not None:
-        cache.set(key, results, SEARCH_TTL, tags_for("search", index.release_id or 0, query.chapter))
+    if cache is not None:  # for the other processes; this one answers from the memo meanwhile
+        write_behind(cache).set(key, results, SEARCH_TTL, tags_for("search", index.release_id or 0, query.chapter))
     return results, False

@@ -1,0 +1,81 @@
+"""Cache writes off the request path: a request queues what it computed and answers; one thread
+per process writes the queue to Redis, many values per pipeline round trip.
+
+A queued write that never lands (Redis down, process killed) costs a recomputation, nothing else:
+the cache is never the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from cache.client import Cache
+
+log = logging.getLogger("icdq.cache")
+
+MAX_PENDING = 20_000  # beyond this (Redis slower than the requests) the oldest writes are dropped
+BATCH = 500
+GATHER_SECONDS = 0.002  # after a wake-up, let a few more writes arrive to share the round trip
+
+
+class WriteBehind:
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self.pending: deque[tuple[str, Any, int, tuple[str, ...]]] = deque(maxlen=MAX_PENDING)
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def set(self, key: str, value: Any, ttl: int, tags: Iterable[str] = ()) -> None:
+        self.pending.append((key, value, ttl, tuple(tags)))
+        if self.thread is None or not self.thread.is_alive():
+            self._start()  # here, not at import: the thread must belong to the (forked) worker
+        self.wake.set()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="cache-writer", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            self.wake.wait(GATHER_SECONDS)
+            try:
+                while self.flush():
+                    pass
+            except Exception as err:  # noqa: BLE001 - a lost cache write must never stop the writer
+                log.warning("cache writes dropped (%s)", type(err).__name__)
+
+    def flush(self) -> int:
+        """Write up to BATCH queued values in one pipeline (the cache's breaker decides whether
+        Redis is tried at all); returns how many were taken from the queue."""
+        by_ttl: dict[int, tuple[dict[str, Any], dict[str, tuple[str, ...]]]] = {}
+        taken = 0
+        while self.pending and taken < BATCH:
+            key, value, ttl, tags = self.pending.popleft()
+            items, key_tags = by_ttl.setdefault(ttl, ({}, {}))
+            items[key], key_tags[key] = value, tags
+            taken += 1
+        for ttl, (items, key_tags) in by_ttl.items():
+            self.cache.set_many(items, ttl, key_tags=key_tags)
+        return taken
+
+
+_writers: dict[int, WriteBehind] = {}
+_lock = threading.Lock()
+
+
+def write_behind(cache: Cache) -> WriteBehind:
+    """The process's writer for this cache (one per Cache instance, so one per breaker)."""
+    with _lock:
+        writer = _writers.get(id(cache))
+        if writer is None or writer.cache is not cache:
+            writer = _writers[id(cache)] = WriteBehind(cache)
+    return writer
