@@ -1,5 +1,7 @@
 """`make bench-search`: ranking quality on the evaluation set, then server-side latency and throughput
-of /v1/search against /healthz, from a gunicorn API this script starts (and stops) itself.
+of /v1/search against /healthz, from the API this script starts (and stops) itself with the
+Procfile's `web` command: once with rate limits off (a config override), once with them on (one
+bulk-tier key per client), and with `--shapes` at other worker x thread counts for comparison.
 
 Latency is the server's own `Server-Timing: app;dur=` (the time spent in the server), measured at
 16 concurrent keep-alive clients on loopback: first-time queries (the search cache emptied, each
@@ -8,16 +10,21 @@ query new), then the same queries again (cached).
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import random
+import re
+import shlex
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -29,9 +36,9 @@ from coding.terms import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
-THREADS = os.environ.get("BENCH_THREADS", "8")  # per gunicorn worker; the Procfile runs 2 x 8
 DISTINCT_QUERIES = 3000
-console = Console()
+console = Console(width=160)  # the table is read in logs and reports, not a terminal
+_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)")
 
 
 def _free_port() -> int:
@@ -40,30 +47,63 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_api(env: dict[str, str], port: int) -> subprocess.Popen:
-    # Rate limits off: this measures the engine, not the per-key quota.
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-               "--worker-class", "gthread", "--workers", "2", "--threads", THREADS, "--keep-alive", "30",
-               "--log-level", "warning", "api:create_app(RATELIMIT_ENABLED=False)"]
-    return subprocess.Popen(command, cwd=ROOT, env={**env, "PORT": str(port)}, start_new_session=True)
+def web_command(env: dict[str, str], shape: tuple[int, int] | None = None, rate_limits: bool = False) -> list[str]:
+    """The Procfile's `web` command with its variables expanded as a shell would, so the bench runs
+    the API exactly as production does. Two overrides only: rate limits off in the app's config
+    (unless `rate_limits`), and for `--shapes` comparisons the worker and thread counts."""
+    from ops.stack import read_procfile
+
+    line = _ENV_REF.sub(lambda m: env.get(m[1] or m[3]) or (m[2] or ""), read_procfile()["web"])
+    command = shlex.split(line)
+    if shape is not None:
+        for flag, value in zip(("--workers", "--threads"), shape, strict=True):
+            command[command.index(flag) + 1] = str(value)
+    if not rate_limits:
+        app = command[-1]
+        command[-1] = app[:-1] + (", " if not app.endswith("()") else "") + "RATELIMIT_ENABLED=False)"
+    return command
 
 
-def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, float, bytes]:
-    conn.request("GET", path)
+def _shape(command: list[str]) -> str:
+    return f"{command[command.index('--workers') + 1]}x{command[command.index('--threads') + 1]}"
+
+
+def _start_api(env: dict[str, str], port: int, shape=None, rate_limits: bool = False) -> tuple[subprocess.Popen, str]:
+    env = {**env, "PORT": str(port), "HOST": "127.0.0.1",
+           "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"}
+    command = web_command(env, shape, rate_limits)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the access log
+    return process, _shape(command)
+
+
+def _worker_rss_mb(master: int) -> list[float]:
+    import psutil
+
+    return [round(p.memory_info().rss / 2**20) for p in psutil.Process(master).children()]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(30)
+
+
+def _get(conn: http.client.HTTPConnection, path: str, headers: dict | None = None) -> tuple[int, float, bytes]:
+    conn.request("GET", path, headers=headers or {})
     response = conn.getresponse()
     body = response.read()
     timing = response.getheader("Server-Timing", "app;dur=0").split("dur=")[1]
     return response.status, float(timing), body
 
 
-def _wait_ready(port: int, timeout: float = 120) -> None:
+def _wait_ready(port: int, headers: dict | None = None, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             fast = 0
             for _ in range(40):  # both workers' indexes built: searches answer quickly
-                status, dur, _ = _get(conn, "/v1/search?q=warm%20up%20" + str(random.random()))
+                status, dur, _ = _get(conn, "/v1/search?q=warm%20up%20" + str(random.random()), headers)
                 fast = fast + 1 if status == 200 and dur < 50 else 0
                 if fast >= 20:
                     return
@@ -73,18 +113,19 @@ def _wait_ready(port: int, timeout: float = 120) -> None:
     raise RuntimeError("the API did not become ready")
 
 
-def _run(port: int, paths: list[str]) -> tuple[list[float], float, int]:
-    """Spread paths over CLIENTS keep-alive connections; (server ms per request, req/s, errors)."""
+def _run(port: int, paths: list[str], keys: list[str] | None = None) -> tuple[list[float], float, int]:
+    """Spread paths over CLIENTS keep-alive connections (client i sending keys[i], if any);
+    (server ms per request, req/s, errors)."""
     durations: list[float] = []
     errors = [0]
     lock = threading.Lock()
     chunks = [paths[i::CLIENTS] for i in range(CLIENTS)]
 
-    def client(chunk: list[str]) -> None:
+    def client(chunk: list[str], headers: dict) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine = []
         for path in chunk:
-            status, dur, _ = _get(conn, path)
+            status, dur, _ = _get(conn, path, headers)
             mine.append(dur)
             if status != 200:
                 errors[0] += 1
@@ -92,7 +133,8 @@ def _run(port: int, paths: list[str]) -> tuple[list[float], float, int]:
         with lock:
             durations.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    threads = [threading.Thread(target=client, args=(c, {"X-API-Key": keys[i]} if keys else {}))
+               for i, c in enumerate(chunks)]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -101,7 +143,7 @@ def _run(port: int, paths: list[str]) -> tuple[list[float], float, int]:
     return durations, len(paths) / (time.perf_counter() - started), errors[0]
 
 
-def _queries(database_url: str, cases: list) -> list[str]:
+def _queries(database_url: str, cases: list, count: int = DISTINCT_QUERIES) -> list[str]:
     """Distinct, realistic queries: the evaluation phrases, then 2-3 words of random descriptions."""
     from db.engine import get_engine
 
@@ -122,7 +164,7 @@ def _queries(database_url: str, cases: list) -> list[str]:
         if query not in seen and tokens(query):
             seen.add(query)
             out.append(query)
-        if len(out) >= DISTINCT_QUERIES:
+        if len(out) >= count:
             break
     return out
 
@@ -132,70 +174,122 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+@dataclass
+class Measured:
+    """One server configuration under load: server ms per request and req/s for each phase."""
+
+    label: str
+    first: list[float]
+    first_rps: float
+    cached: list[float]
+    cached_rps: float
+    healthz: list[float]
+    health_rps: float
+    errors: int
+    rss_mb: list[float]
+
+
+def _measure(env: dict[str, str], cache_url: str, paths: list[str], shape=None, rate_limits: bool = False,
+             before=None) -> Measured:
+    """Start the API, empty the search cache, then first-time, cached and /healthz runs."""
+    from cache.client import Cache
+    from cache.tags import kind_tag
+
+    keys = [f"icdq_bench_{i}_{random.getrandbits(64):x}" for i in range(CLIENTS)] if rate_limits else None
+    with tempfile.NamedTemporaryFile("w", suffix=".keys") as keys_file:
+        if keys:  # one bulk-tier key per client: the limiter's real per-key work, not a refusal storm
+            keys_file.write("".join(f"bench{i}:bulk:{k}\n" for i, k in enumerate(keys)))
+            keys_file.flush()
+            env = {**env, "ICDQ_API_KEYS_FILE": keys_file.name}
+        port = _free_port()
+        api, shape_label = _start_api(env, port, shape, rate_limits)
+        try:
+            headers = {"X-API-Key": keys[0]} if keys else None
+            _wait_ready(port, headers)
+            if before is not None:
+                before(port)
+            Cache(cache_url).invalidate_tags([kind_tag("search")])
+            health = ["/healthz"] * len(paths)
+            _run(port, health[:500], keys)  # warm connections and threads
+            first, first_rps, first_errors = _run(port, paths, keys)
+            cached, cached_rps, cached_errors = _run(port, paths, keys)
+            healthz, health_rps, _ = _run(port, health, keys)
+            rss = _worker_rss_mb(api.pid)
+        finally:
+            _stop(api)
+    label = f"{'Procfile' if shape is None else 'trial'} {shape_label}, limits {'ON' if keys else 'off'}"
+    return Measured(label, first, first_rps, cached, cached_rps, healthz, health_rps,
+                    first_errors + cached_errors, rss)
+
+
 def main() -> None:
     from ops import config
     from ops.embedded import EmbeddedServices, export_env
     from ops.setup import prepare_database
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="", help="also try these workers x threads, e.g. 2x1,4x1,3x2 "
+                                                      "(to choose the Procfile's; rate limits off)")
+    parser.add_argument("--no-limits-row", action="store_true", help="skip the run with rate limits on")
+    args = parser.parse_args()
+    shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",") if s]
+
     settings = config.load()
     services = EmbeddedServices(settings)
     endpoints = services.start()
-    api = None
     try:
         prepare_database(endpoints.database_url, echo=lambda *_: None)
         env = {**os.environ, **export_env(endpoints)}
-        port = _free_port()
-        api = _start_api(env, port)
-        _wait_ready(port)
         cases = load_cases()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        import orjson
-
-        def ranked(phrase: str) -> list[str]:
-            _, _, body = _get(conn, "/v1/search?" + urlencode({"q": phrase, "limit": 5}))
-            return [r["code"] for r in orjson.loads(body).get("results", [])]
-
-        from cache.client import Cache
-        from cache.tags import kind_tag
-
-        Cache(endpoints.cache_url).invalidate_tags([kind_tag("search")])
-        top1, top5, misses = evaluate(cases, ranked)
         queries = _queries(endpoints.database_url, cases)
-        Cache(endpoints.cache_url).invalidate_tags([kind_tag("search")])
         paths = ["/v1/search?" + urlencode({"q": q, "limit": 10}) for q in queries]
-        health = ["/healthz"] * len(paths)
-        _run(port, health[:500])  # warm connections and threads
-        first, first_rps, first_errors = _run(port, paths)
-        cached, cached_rps, cached_errors = _run(port, paths)
-        healthz, health_rps, _ = _run(port, health)
-        _report(len(cases), top1, top5, misses, first, first_rps, cached, cached_rps, healthz, health_rps,
-                first_errors + cached_errors)
+        quality: list = []
+
+        def evaluate_quality(port: int) -> None:
+            import orjson
+
+            from cache.client import Cache
+            from cache.tags import kind_tag
+
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+            def ranked(phrase: str) -> list[str]:
+                _, _, body = _get(conn, "/v1/search?" + urlencode({"q": phrase, "limit": 5}))
+                return [r["code"] for r in orjson.loads(body).get("results", [])]
+
+            Cache(endpoints.cache_url).invalidate_tags([kind_tag("search")])
+            quality.extend(evaluate(cases, ranked))
+            conn.close()
+
+        runs = [_measure(env, endpoints.cache_url, paths, before=evaluate_quality)]
+        if not args.no_limits_row:
+            runs.append(_measure(env, endpoints.cache_url, paths, rate_limits=True))
+        runs += [_measure(env, endpoints.cache_url, paths, shape) for shape in shapes]
+        _report(len(cases), *quality, runs)
     finally:
-        if api is not None:
-            os.killpg(api.pid, signal.SIGTERM)
-            api.wait(30)
         services.stop()
 
 
-def _report(n, top1, top5, misses, first, first_rps, cached, cached_rps, healthz, health_rps, errors) -> None:
-    table = Table(title=f"bench-search: {n} evaluation phrases, {len(first)} distinct queries, "
-                        f"{CLIENTS} keep-alive clients, gunicorn 2 workers x {THREADS} threads, "
-                        f"{os.cpu_count()} CPUs")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_column("target", justify="right")
-    table.add_row("top-1", f"{top1:.3f}", ">= 0.85")
-    table.add_row("top-5", f"{top5:.3f}", ">= 0.97")
-    table.add_row("first-time p50 / p99 (server ms)", f"{statistics.median(first):.2f} / {_pct(first, 99):.2f}",
-                  "p99 <= 10")
-    table.add_row("cached p50 / p99 (server ms)", f"{statistics.median(cached):.2f} / {_pct(cached, 99):.2f}",
-                  "p99 <= 2")
-    table.add_row("/healthz p50 / p99 (server ms)",
-                  f"{statistics.median(healthz):.2f} / {_pct(healthz, 99):.2f}", "")
-    table.add_row("req/s first-time / cached / healthz", f"{first_rps:.0f} / {cached_rps:.0f} / {health_rps:.0f}", "")
-    table.add_row("search (cached) vs /healthz throughput", f"{cached_rps / health_rps:.2f}x", ">= 0.5x")
-    table.add_row("search (first-time) vs /healthz throughput", f"{first_rps / health_rps:.2f}x", "")
-    table.add_row("non-200 answers", str(errors), "0")
+def _ms(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} / {_pct(values, 99):.2f}"
+
+
+def _report(n: int, top1: float, top5: float, misses: list, runs: list[Measured]) -> None:
+    console.print(f"bench-search: {n} evaluation phrases, {len(runs[0].first)} distinct queries, {CLIENTS} "
+                  f"keep-alive clients, {os.cpu_count()} CPUs; the API started with the Procfile's web command "
+                  f"(rate limits off by a config override, except the row marked ON: one bulk key per client)")
+    console.print(f"top-1 {top1:.3f} (target >= 0.85)   top-5 {top5:.3f} (target >= 0.97)")
+    table = Table()
+    console.print("configuration: workers x threads per worker")
+    for name in ("configuration", "first-time p50/p99 ms", "cached p50/p99 ms", "/healthz p50/p99 ms",
+                 "req/s first/cached/healthz", "vs healthz first/cached", "RSS/worker MB", "non-200"):
+        table.add_column(name, justify="left" if name == "configuration" else "right")
+    table.add_row("target", "p99 <= 10", "p99 <= 2", "", "", ">= 0.5x", "", "0")
+    for r in runs:
+        table.add_row(r.label, _ms(r.first), _ms(r.cached), _ms(r.healthz),
+                      f"{r.first_rps:.0f} / {r.cached_rps:.0f} / {r.health_rps:.0f}",
+                      f"{r.first_rps / r.health_rps:.2f}x / {r.cached_rps / r.health_rps:.2f}x",
+                      " ".join(f"{m:.0f}" for m in r.rss_mb), str(r.errors))
     console.print(table)
     if misses:
         console.print(f"top-1 misses ({len(misses)}):")
