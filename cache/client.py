@@ -71,12 +71,21 @@ class Cache:
         """`up`, or `degraded` while the breaker is open (answers come from PostgreSQL)."""
         return "up" if self.breaker.current_state != pybreaker.STATE_OPEN else "degraded"
 
+    @property
+    def breaker_state(self) -> str:
+        """The circuit breaker's state: `closed` (using Redis), `open` (skipping it) or `half-open`."""
+        return str(self.breaker.current_state).replace("_", "-")
+
     def _call(self, fn, *args, default=None):
         try:
             return self.breaker.call(fn, *args)
         except (pybreaker.CircuitBreakerError, redis.RedisError) as err:
             log.debug("cache unavailable: %s", type(err).__name__)
             return default
+
+    def ping(self) -> bool:
+        """Whether Redis answers, asked through the breaker (refused at once while it is open)."""
+        return bool(self._call(self.redis.ping, default=False))
 
     def get_many(self, keys: Sequence[str]) -> list[Any]:
         """Values in `keys` order; None for a miss (or for every key when Redis is down)."""

@@ -44,11 +44,24 @@ def _workers(celery_app) -> dict:
     return {"count": len(replies)} if replies else {"state": "down", "count": 0}
 
 
+def _cache(url: str) -> dict | None:
+    """Degraded when Redis does not answer or this process's cache breaker is not closed (searches
+    and lookups are going to PostgreSQL meanwhile), even if Redis would answer a ping now."""
+    from cache.client import shared_cache
+
+    cache = shared_cache(url)
+    answered = cache.ping()  # through the breaker: also the trial call that closes it once due
+    breaker = cache.breaker_state
+    if answered and breaker == "closed":
+        return None
+    return {"state": "degraded", "breaker": breaker, **({} if answered else {"error": "no answer"})}
+
+
 def check_dependencies(cfg, celery_app) -> dict:
     checks = {
         "database": _timed(lambda: _database(cfg["DATABASE_URL"])),
         "redis": _timed(lambda: _redis_ping(cfg["REDIS_URL"])),
-        "cache": _timed(lambda: _redis_ping(cfg["CACHE_URL"])),
+        "cache": _timed(lambda: _cache(cfg["CACHE_URL"])),
     }
     if checks["redis"]["state"] == "up":
         checks["workers"] = _timed(lambda: _workers(celery_app))
