@@ -19,7 +19,8 @@ import orjson
 from coding.claim_csv import ClaimLine, Layout, parse_record
 from coding.claim_rules import ERROR_EDITS
 
-CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
+CODE_SHAPE = re.compile(r"^[A-Z][0-9A-Z][0-9A-Z][0-9A-Z]{0,4}$")  # QA0 (FY2026) has a letter second
+EXTERNAL_CAUSE = re.compile(r"^[V-Y][0-9][0-9A-Z][0-9A-Z]{0,4}$")  # V00-Y99
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class CodeFacts:
     sex: tuple[str, str] | None = None  # claim_rules.sex_rule of the code
     age: tuple[int, int, str] | None = None  # claim_rules.age_rule of the code
     own_edits: tuple[dict, ...] = field(init=False, default=())  # edits of the code alone, every line
+    shown: dict = field(init=False, default_factory=dict)  # a diagnosis's fields after position, input
 
     def __post_init__(self) -> None:
         edits: list = []
@@ -55,6 +57,8 @@ class CodeFacts:
             _edit(edits, "NOT_BILLABLE", [self.dotted],
                   f"{self.dotted} is a category with subdivisions; code to the highest specificity")
         object.__setattr__(self, "own_edits", tuple(edits))
+        object.__setattr__(self, "shown", {"code": self.dotted, "valid": True, "billable": self.billable,
+                                           "description": self.description})
 
 
 Resolver = Callable[[Iterable[str]], dict[str, CodeFacts]]
@@ -114,13 +118,12 @@ def _diagnosis(pos: int, raw: str, code: str, facts: CodeFacts | None, service: 
     elif not facts.current:
         _edit(edits, "CODE_NOT_EFFECTIVE", [facts.dotted],
               f"{facts.dotted} is not in the current release (no service_date given)")
-    return {"position": pos, "input": raw, "code": facts.dotted, "valid": True,
-            "billable": facts.billable, "description": facts.description}
+    return {"position": pos, "input": raw, **facts.shown}
 
 
 def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edits: list) -> None:
     principal = codes[0]
-    if principal[0] in "VWXY" and CODE_SHAPE.match(principal):
+    if principal[0] in "VWXY" and EXTERNAL_CAUSE.match(principal):
         _edit(edits, "EXTERNAL_CAUSE_FIRST", [dotted(principal)],
               f"{dotted(principal)} is an external cause code (V00-Y99); "
               "it may not be the principal diagnosis")

@@ -74,6 +74,20 @@ def test_dx_text_gets_the_engines_suggestions(conn):
     assert all(0 <= s["confidence"] <= 1 for s in record["suggestions"])
 
 
+def test_only_true_manifestations_must_not_come_first(conn):
+    # Poisoning and burn codes inherit "code first" notes but are not manifestation codes.
+    [poisoning, burn, dementia] = code(conn, "A,M,40,2026-05-01,T49.5X4A,,", "B,M,40,2026-05-01,T24.522D,,",
+                                       "C,M,70,2026-05-01,F02.80,G30.9,")
+    assert "MANIFESTATION_FIRST" not in edits(poisoning) | edits(burn)
+    assert "MANIFESTATION_FIRST" in edits(dementia)
+
+
+def test_fy2026_codes_with_a_letter_second_are_found(conn):
+    [record] = code(conn, "A,M,40,2026-05-01,QA0.8,,")
+    assert "INVALID_CODE" not in edits(record)
+    assert record["diagnoses"][0]["code"] == "QA0.8" and record["diagnoses"][0]["valid"]
+
+
 def test_no_sex_or_age_means_no_sex_or_age_edit(conn):
     [record] = code(conn, "A,,,,O80,Z3A.39,")
     assert record["status"] == "ok"
