@@ -19,8 +19,7 @@ import orjson
 from coding.claim_csv import ClaimLine, Layout, parse_record
 from coding.claim_rules import ERROR_EDITS
 
-CODE_SHAPE = re.compile(r"^[A-Z][0-9A-Z][0-9A-Z][0-9A-Z]{0,4}$")  # QA0 (FY2026) has a letter second
-EXTERNAL_CAUSE = re.compile(r"^[V-Y][0-9][0-9A-Z][0-9A-Z]{0,4}$")  # V00-Y99
+CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +122,7 @@ def _diagnosis(pos: int, raw: str, code: str, facts: CodeFacts | None, service: 
 
 def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edits: list) -> None:
     principal = codes[0]
-    if principal[0] in "VWXY" and EXTERNAL_CAUSE.match(principal):
+    if principal[0] in "VWXY" and CODE_SHAPE.match(principal):
         _edit(edits, "EXTERNAL_CAUSE_FIRST", [dotted(principal)],
               f"{dotted(principal)} is an external cause code (V00-Y99); "
               "it may not be the principal diagnosis")
