@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
+from api.bodies import ListBody
 from api.context import db
 from api.errors import ApiError
 from cache.client import shared_cache
@@ -29,14 +30,12 @@ def code(raw: str):
     return jsonify(present(info))
 
 
+CODES_BODY = ListBody(
+    "codes", '"E11.9"', MAX_CODES, "TOO_MANY_CODES", "lookup", "INVALID_CODES",
+    f"code must be a string of at most {MAX_CODE_CHARS} characters",
+    lambda c: isinstance(c, str) and len(c) <= MAX_CODE_CHARS)
+
+
 @bp.post("/v1/codes/lookup")
 def lookup():
-    body = request.get_json(silent=True)
-    codes = body.get("codes") if isinstance(body, dict) else None
-    if not isinstance(codes, list) or not codes:
-        raise ApiError(400, "INVALID_REQUEST", 'expected a JSON body {"codes": ["E11.9", ...]}')
-    if len(codes) > MAX_CODES:
-        raise ApiError(413, "TOO_MANY_CODES", f"at most {MAX_CODES:,} codes a call; submit a lookup job")
-    if not all(isinstance(c, str) and len(c) <= MAX_CODE_CHARS for c in codes):
-        raise ApiError(400, "INVALID_CODES", f"every code must be a string of at most {MAX_CODE_CHARS} characters")
-    return jsonify({"results": lookup_inputs(db(), cache(), codes)})
+    return jsonify({"results": lookup_inputs(db(), cache(), CODES_BODY.read())})

@@ -9,6 +9,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from api.bodies import ListBody
 from api.codes import cache
 from api.context import db
 from api.errors import ApiError
@@ -64,16 +65,15 @@ def search_codes():
     return Response(orjson.dumps({"query": query.text, "results": results}), mimetype="application/json")
 
 
+SYMPTOMS_BODY = ListBody(
+    "symptoms", '"chest pain"', MAX_SYMPTOMS, "TOO_MANY_SYMPTOMS", "analyze", "INVALID_SYMPTOM",
+    f"symptom must be non-empty text of at most {MAX_TEXT} characters",
+    lambda s: isinstance(s, str) and bool(s.strip()) and len(s) <= MAX_TEXT)
+
+
 @bp.post("/v1/analyze")
 def analyze():
-    body = request.get_json(silent=True)
-    symptoms = body.get("symptoms") if isinstance(body, dict) else None
-    if not isinstance(symptoms, list) or not symptoms:
-        raise ApiError(400, "INVALID_REQUEST", 'expected a JSON body {"symptoms": ["chest pain", ...]}')
-    if len(symptoms) > MAX_SYMPTOMS:
-        raise ApiError(413, "TOO_MANY_SYMPTOMS", f"at most {MAX_SYMPTOMS} symptoms a call; submit an analyze job")
-    if not all(isinstance(s, str) and s.strip() and len(s) <= MAX_TEXT for s in symptoms):
-        raise ApiError(400, "INVALID_SYMPTOM", f"every symptom must be non-empty text of at most {MAX_TEXT} characters")
+    symptoms = SYMPTOMS_BODY.read()
     ranked = analyze_texts(db, cache(), symptoms)
     return jsonify({"results": [{"symptom": s, "suggestions": r} for s, r in zip(symptoms, ranked, strict=True)],
                     "summary": summarize(symptoms, ranked)})
