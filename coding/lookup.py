@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -28,9 +27,6 @@ MISS_TTL = 300  # an unknown code is re-checked after 5 minutes (or at once when
 DATA = Path(__file__).parent / "data"
 NOTE_KINDS = ("excludes1", "excludes2", "code_first", "use_additional", "code_also")
 ELSEWHERE = "in diseases classified elsewhere"
-# What is worth asking the code table: CODE_RE's shape, and a letter in the second place too, as in
-# FY2026's QA0 category (the sample file's QA0.8 was reported malformed, not found).
-QUERYABLE = re.compile(r"^[A-Z][0-9A-Z][0-9A-Z](?:[0-9A-Z]{1,4})?$")
 
 
 @dataclass
@@ -217,7 +213,7 @@ def _resolve(conn: Connection, cache: Cache | None, codes: Sequence[str]) -> dic
     for code, hit in zip(wanted, cached, strict=True):
         if hit is not None:
             found[code] = CodeInfo(**hit)
-    misses = [c for c in wanted if c not in found and QUERYABLE.match(c)]
+    misses = [c for c in wanted if c not in found and CODE_RE.match(c)]
     rows = details(conn, misses)
     fresh: dict[str, CodeInfo] = {c: build_info(row) for c, row in rows.items()}
     unknown = [c for c in misses if c not in rows]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-CODE_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:[0-9A-Z]{1,4})?$")
+# A letter, then two characters (a digit or, as in FY2026's QA0 category, a letter), then up to 4 more.
+CODE_RE = re.compile(r"^[A-Z][0-9A-Z][0-9A-Z](?:[0-9A-Z]{1,4})?$")
 _CODE_JUNK = re.compile(r"[\s.\-_'\"`,;:]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WORDS = re.compile(r"[a-z0-9]+")
