@@ -3,21 +3,12 @@ with Redis down they are dropped without an error."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from cache.client import Cache
 from cache.tags import PREFIX
 from cache.writer import write_behind
-
-
-def _eventually(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+from tests.waiting import eventually
 
 
 def test_queued_values_land_with_ttl_and_tags(endpoints) -> None:
@@ -27,7 +18,7 @@ def test_queued_values_land_with_ttl_and_tags(endpoints) -> None:
     writer = write_behind(cache)
     for i, key in enumerate(keys):
         writer.set(key, {"n": i}, 60, [tag])
-    assert _eventually(lambda: cache.get(keys[-1]) is not None)
+    assert eventually(lambda: cache.get(keys[-1]) is not None, timeout=10, interval=0.02)
     assert cache.get_many(keys) == [{"n": i} for i in range(len(keys))]
     assert 0 < cache.redis.ttl(keys[0]) <= 60
     assert cache.invalidate_tags([tag]) == len(keys)
@@ -37,6 +28,6 @@ def test_with_redis_down_writes_are_dropped_quietly() -> None:
     down = Cache("redis://127.0.0.1:1/0", fail_max=1, reset_timeout=60)
     writer = write_behind(down)
     writer.set(f"{PREFIX}wb:x", 1, 60)
-    assert _eventually(lambda: not writer.pending)
+    assert eventually(lambda: not writer.pending, timeout=10, interval=0.02)
     assert writer.thread.is_alive()
     assert down.state == "degraded"

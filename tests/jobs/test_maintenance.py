@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from sqlalchemy import text
@@ -10,15 +9,7 @@ from sqlalchemy import text
 from db import partitions
 from db.engine import get_engine
 from jobs.schedule import BEAT_SCHEDULE
-
-
-def _eventually(check, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
+from tests.waiting import eventually
 
 
 def test_every_beat_entry_expires_within_its_period():
@@ -36,7 +27,7 @@ def test_the_worker_creates_partitions_ahead(celery_app, worker, database_url):
         return any(name.endswith(_month_name(10)) for name in names)
 
     celery_app.send_task("jobs.maintenance.create_partitions", kwargs={"months_ahead": 10})
-    assert _eventually(far_partition_exists)
+    assert eventually(far_partition_exists)
 
 
 def test_the_worker_refreshes_views(celery_app, worker, database_url):
@@ -54,7 +45,7 @@ def test_the_worker_refreshes_views(celery_app, worker, database_url):
     assert not counted()
 
     celery_app.send_task("jobs.maintenance.refresh_views")
-    assert _eventually(counted)
+    assert eventually(counted)
 
 
 def _month_name(n: int) -> str:

@@ -6,23 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import psutil
 import pytest
 
 from ops.embedded import EmbeddedRedis, _free_port
+from tests.waiting import eventually
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    assert eventually(predicate, timeout, interval=0.3), f"timed out waiting for {what}"
 
 
 def _status(url: str) -> int | None:
