@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cache.client import Cache
+from ops.background import BatchFlusher
 
 log = logging.getLogger("icdq.cache")
 
@@ -22,36 +23,22 @@ BATCH = 500
 GATHER_SECONDS = 0.002  # after a wake-up, let a few more writes arrive to share the round trip
 
 
-class WriteBehind:
+class WriteBehind(BatchFlusher):
+    name = "cache-writer"
+    gather = GATHER_SECONDS
+
     def __init__(self, cache: Cache) -> None:
+        super().__init__()
         self.cache = cache
         self.pending: deque[tuple[str, Any, int, tuple[str, ...]]] = deque(maxlen=MAX_PENDING)
-        self.wake = threading.Event()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
 
     def set(self, key: str, value: Any, ttl: int, tags: Iterable[str] = ()) -> None:
         self.pending.append((key, value, ttl, tuple(tags)))
-        if self.thread is None or not self.thread.is_alive():
-            self._start()  # here, not at import: the thread must belong to the (forked) worker
+        self.ensure_started()
         self.wake.set()
 
-    def _start(self) -> None:
-        with self.lock:
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="cache-writer", daemon=True)
-                self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.wake.wait()
-            self.wake.clear()
-            self.wake.wait(GATHER_SECONDS)
-            try:
-                while self.flush():
-                    pass
-            except Exception as err:  # noqa: BLE001 - a lost cache write must never stop the writer
-                log.warning("cache writes dropped (%s)", type(err).__name__)
+    def failed(self, err: Exception) -> None:
+        log.warning("cache writes dropped (%s)", type(err).__name__)
 
     def flush(self) -> int:
         """Write up to BATCH queued values in one pipeline (the cache's breaker decides whether

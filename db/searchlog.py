@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from db.copy import copy_rows
 from db.engine import transaction
+from ops.background import BatchFlusher
 
 log = logging.getLogger("icdq.searchlog")
 
@@ -22,36 +23,24 @@ FLUSH_AT = 500  # rows: a burst is written without waiting for the timer
 MAX_BUFFER = 50_000  # beyond this (database down for long) the oldest rows are dropped
 
 
-class SearchLog:
+class SearchLog(BatchFlusher):
+    name = "search-log"
+    interval = FLUSH_EVERY
+
     def __init__(self, database_url: str) -> None:
+        super().__init__()
         self.database_url = database_url
         self.rows: deque[tuple] = deque(maxlen=MAX_BUFFER)
-        self.wake = threading.Event()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
 
     def add(self, query: str, results: int, latency_ms: float, cache_hit: bool) -> None:
         self.rows.append((datetime.now(UTC), query[:200], results, round(latency_ms, 3), cache_hit))
-        if self.thread is None or not self.thread.is_alive():
-            self._start()
+        self.ensure_started()
         if len(self.rows) >= FLUSH_AT:
             self.wake.set()
 
-    def _start(self) -> None:
-        with self.lock:
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="search-log", daemon=True)
-                self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.wake.wait(FLUSH_EVERY)
-            self.wake.clear()
-            try:
-                self.flush()
-            except Exception as err:  # noqa: BLE001 - the log must never take the API down
-                log.warning("search log not written (%s); will retry", type(err).__name__)
-                time.sleep(FLUSH_EVERY)
+    def failed(self, err: Exception) -> None:
+        log.warning("search log not written (%s); will retry", type(err).__name__)
+        time.sleep(FLUSH_EVERY)  # the rows stay buffered; don't hammer a database that is down
 
     def flush(self) -> int:
         """Write everything buffered so far in one COPY; rows stay buffered if it fails."""

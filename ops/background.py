@@ -1,0 +1,51 @@
+"""A per-process background thread that writes batches off the request path."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger("icdq.background")
+
+
+class BatchFlusher:
+    """Calls `flush()` (until it reports nothing taken) when woken, or every `interval` seconds.
+
+    The thread starts on first use, not at import or construction, so that it belongs to the
+    process that uses it: a thread started before a fork does not exist in the child.
+    """
+
+    name = "flusher"
+    interval: float | None = None  # None: only when woken
+    gather = 0.0  # after a wake-up, let more work arrive to share the same flush
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def ensure_started(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        with self._lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            if self.gather:
+                self.wake.wait(self.gather)
+            try:
+                while self.flush():
+                    pass
+            except Exception as err:  # noqa: BLE001 - a failed batch must never stop the thread
+                self.failed(err)
+
+    def flush(self) -> int:
+        raise NotImplementedError
+
+    def failed(self, err: Exception) -> None:
+        log.warning("%s: batch not written (%s)", self.name, type(err).__name__)
