@@ -1,7 +1,8 @@
 """Adapter from the terminology engine to what the claim edits need (coding.claims.CodeFacts).
 
 Code facts come from `coding.lookup.resolve_codes` (Redis MGET, one set-based query for the misses,
-MSET) and free-text suggestions from `coding.analyze.analyze_texts`: there is no second lookup path.
+no write-back: the memo below holds them) and free-text suggestions from
+`coding.analyze.analyze_texts`: there is no second lookup path.
 
 Codes repeat massively across the chunks of a file and across files, so each worker process keeps
 the facts it has built, keyed by the active release: a chunk resolves only codes this process has
@@ -41,7 +42,9 @@ class FactsMemo:
         wanted = set(codes)
         missing = [c for c in wanted if c not in memo]
         if missing:
-            for code, info in resolve_codes(conn, cache, missing).items():
+            # No write-back: this memo serves the process from now on, and writing each code to
+            # Redis cost as much as querying it (the cache is for the API's lookups).
+            for code, info in resolve_codes(conn, cache, missing, write_back=False).items():
                 memo[code] = code_facts(info)
         return {c: f for c in wanted if (f := memo[c]) is not None}
 

@@ -194,19 +194,25 @@ def build_info(row: dict) -> CodeInfo:
     )
 
 
-def resolve_codes(conn: Connection, cache: Cache | None, codes: Sequence[str]) -> dict[str, CodeInfo]:
+def resolve_codes(conn: Connection, cache: Cache | None, codes: Sequence[str],
+                  write_back: bool = True) -> dict[str, CodeInfo]:
     """Resolve normalized codes (uppercase, no dot) to CodeInfo, every input present in the answer.
 
     Redis MGET first; the misses in one set-based query on the partitioned table; what was found is
     MSET with a TTL (tagged by release, kind and chapter), unknown codes too for a few minutes.
     Unknown or malformed codes come back as `CodeInfo(valid=False, message=..., who_only=...)`,
     never None. `cache` may be None or down: then it is PostgreSQL alone, same answers.
+
+    `write_back=False` reads the cache but does not store the misses: for a caller that keeps its
+    own memo (the claims workers), where encoding and writing each code cost about as much as
+    querying it (measured: ~40% of resolving 10,000 codes) and the next reader gains little.
     """
     with gc_paused():
-        return _resolve(conn, cache, codes)
+        return _resolve(conn, cache, codes, write_back)
 
 
-def _resolve(conn: Connection, cache: Cache | None, codes: Sequence[str]) -> dict[str, CodeInfo]:
+def _resolve(conn: Connection, cache: Cache | None, codes: Sequence[str],
+             write_back: bool = True) -> dict[str, CodeInfo]:
     wanted = list(dict.fromkeys(codes))
     found: dict[str, CodeInfo] = {}
     cached = cache.get_many([code_key(c) for c in wanted]) if cache else [None] * len(wanted)
@@ -217,7 +223,7 @@ def _resolve(conn: Connection, cache: Cache | None, codes: Sequence[str]) -> dic
     rows = details(conn, misses)
     fresh: dict[str, CodeInfo] = {c: build_info(row) for c, row in rows.items()}
     unknown = [c for c in misses if c not in rows]
-    if cache and (fresh or unknown):
+    if cache and write_back and (fresh or unknown):
         _store(conn, cache, rows, fresh, unknown)
     found.update(fresh)
     for code in wanted:
