@@ -17,9 +17,6 @@ def normalize_code(raw: str) -> str:
     return _CODE_JUNK.sub("", unicodedata.normalize("NFKC", raw or "")).upper()
 
 
-def looks_like_code(raw: str) -> bool:
-    return bool(CODE_RE.match(normalize_code(raw)))
-
 
 def dotted(code: str) -> str:
     return f"{code[:3]}.{code[3:]}" if len(code) > 3 else code

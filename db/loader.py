@@ -105,9 +105,12 @@ def load_release(conn: Connection, path: str | Path) -> LoadResult:
         conn.execute(text("UPDATE icd_codes SET active = false WHERE release_id = :r AND active"),
                      {"r": previous})
     conn.execute(text("REFRESH MATERIALIZED VIEW CONCURRENTLY mv_chapter_stats"))
-    billable = sum(1 for c in release.codes if c.billable)
-    return LoadResult(release_id, release.info.name, True, len(release.codes), billable,
+    return LoadResult(release_id, release.info.name, True, len(release.codes), _billable(release),
                       time.perf_counter() - started, previous if previous != active else None)
+
+
+def _billable(release: Release) -> int:
+    return sum(1 for c in release.codes if c.billable)
 
 
 def _insert_release(conn: Connection, release: Release, source: str, active: bool) -> int:
@@ -118,7 +121,7 @@ def _insert_release(conn: Connection, release: Release, source: str, active: boo
                 VALUES (:name, :fy, :f, :t, :c, :s, :codes, :billable) RETURNING id"""),
         {"name": info.name, "fy": info.fiscal_year, "f": info.effective_from, "t": info.effective_to,
          "c": info.checksum, "s": Path(source).name, "codes": len(release.codes),
-         "billable": sum(1 for c in release.codes if c.billable)},
+         "billable": _billable(release)},
     ).scalar_one()
     copy_rows(conn, "chapters", ("release_id", "number", "first_code", "last_code", "description", "notes"),
               ((release_id, ch.number, ch.first, ch.last, ch.description,

@@ -8,9 +8,7 @@ Two Redis instances: the broker never evicts (`noeviction`), the cache evicts LR
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -279,15 +277,6 @@ def services(settings) -> Iterator[Endpoints]:
         embedded.stop()
 
 
-def wipe(state_dir: Path) -> None:
-    shutil.rmtree(state_dir / "pg", ignore_errors=True)
-    shutil.rmtree(state_dir / "redis", ignore_errors=True)
-
-
 def export_env(endpoints: Endpoints) -> dict[str, str]:
     return {"DATABASE_URL": endpoints.database_url, "REDIS_URL": endpoints.redis_url,
             "ICDQ_CACHE_URL": endpoints.cache_url}
-
-
-def describe(endpoints: Endpoints) -> str:
-    return json.dumps(export_env(endpoints), indent=2)
