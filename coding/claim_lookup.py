@@ -1,8 +1,11 @@
 """Adapter from the terminology engine to what the claim edits need (coding.claims.CodeFacts).
 
-Code facts come from `coding.lookup.resolve_codes` (Redis MGET, one set-based query for the misses,
-no write-back: the memo below holds them) and free-text suggestions from
-`coding.analyze.analyze_texts`: there is no second lookup path.
+Code facts come from one set-based query on the partitioned code table for the codes a worker
+process has not met yet: each code's own row and its `claim_facts`, which the loader worked out once
+per release (coding.facts: inherited Excludes1 ranges, the manifestation convention). The API's
+lookups resolve full CodeInfo through the Redis cache instead (coding.lookup); measured on a
+1,000,000-line file, building CodeInfo for each code cost a worker ~0.1 ms a code, claim facts ~0.01.
+Free-text suggestions come from `coding.analyze.analyze_texts`.
 
 Codes repeat massively across the chunks of a file and across files, so each worker process keeps
 the facts it has built, keyed by the active release: a chunk resolves only codes this process has
@@ -14,14 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from cache.client import Cache
 from coding.analyze import analyze_texts
 from coding.claim_rules import age_rule, sex_rule
 from coding.claims import CodeFacts, excludes1_index
-from coding.lookup import CodeInfo, resolve_codes
-from db.codes import active_release_id
+from coding.lookup import unknown_code, who_only_codes
+from coding.normalize import CODE_RE
+from db.codes import active_release_id, fetch_claim_rows
 
 SUGGESTIONS = 3  # ranked codes per dx_text
 MEMO_LIMIT = 200_000  # codes per process (ICD-10-CM has ~75,000; the rest are bad codes seen)
@@ -33,59 +38,57 @@ class FactsMemo:
     def __init__(self) -> None:
         self.release: int | None = None
         self.facts: dict[str, CodeFacts | None] = {}
+        self.parsed: dict[str, tuple[dict, bool]] = {}  # claim facts JSON -> (excludes1_index, manifestation)
+        self.windows: dict[tuple, tuple] = {}  # one tuple per distinct set of effective windows
 
-    def lookup(self, conn: Connection, cache: Cache | None, codes: Iterable[str]) -> dict[str, CodeFacts]:
+    def lookup(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
         release = active_release_id(conn)
         if release != self.release or len(self.facts) > MEMO_LIMIT:
-            self.release, self.facts = release, {}
+            self.release, self.facts, self.parsed, self.windows = release, {}, {}, {}
         memo = self.facts
         wanted = set(codes)
         missing = [c for c in wanted if c not in memo]
         if missing:
-            # No write-back: this memo serves the process from now on, and writing each code to
-            # Redis cost as much as querying it (the cache is for the API's lookups).
-            for code, info in resolve_codes(conn, cache, missing, write_back=False).items():
-                memo[code] = code_facts(info)
+            memo.update(dict.fromkeys(missing))
+            memo.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)])))
+            who = who_only_codes()
+            for code in missing:
+                if memo[code] is None and code in who:
+                    info = unknown_code(code)
+                    memo[code] = CodeFacts(code=code, dotted=info.dotted, description="", billable=False,
+                                           who_only=info.message)
         return {c: f for c in wanted if (f := memo[c]) is not None}
+
+    def build(self, rows: list[tuple]) -> dict[str, CodeFacts]:
+        """Rows of fetch_claim_rows (active first, then newest) -> CodeFacts from each code's first row,
+        with the effective windows of every release holding it."""
+        windows: dict[str, list[tuple[date, date]]] = {}
+        first: dict[str, tuple] = {}
+        for row in rows:
+            windows.setdefault(row[0], []).append((row[6], row[7]))
+            first.setdefault(row[0], row)
+        built = {}
+        shared = self.windows
+        for code, (_, dotted, description, billable, seventh, active, _, _, facts) in first.items():
+            parsed = self.parsed.get(facts)  # thousands of codes share their ancestors' notes
+            if parsed is None:
+                value = orjson.loads(facts)
+                parsed = self.parsed[facts] = (excludes1_index(map(tuple, value["x"])), value["m"])
+            releases = tuple(sorted(windows[code]))
+            built[code] = CodeFacts(
+                code=code, dotted=dotted, description=description, billable=billable, requires_seventh=seventh,
+                manifestation=parsed[1], current=active, releases=shared.setdefault(releases, releases),
+                excludes1=parsed[0], sex=sex_rule(code), age=age_rule(code))
+        return built
 
 
 _memo = FactsMemo()
 
 
-def code_facts(info: CodeInfo) -> CodeFacts | None:
-    """What the edits need, precomputed once per code (per-line work is then dict lookups)."""
-    if not info.valid:
-        if not info.who_only:
-            return None
-        return CodeFacts(code=info.code, dotted=info.dotted, description="", billable=False,
-                         who_only=info.message)
-    return CodeFacts(
-        code=info.code, dotted=info.dotted, description=info.description or "", billable=info.billable,
-        requires_seventh=info.requires_seventh, manifestation=is_manifestation(info), current=info.active,
-        releases=tuple((date.fromisoformat(r["effective_from"]), date.fromisoformat(r["effective_to"]))
-                       for r in info.releases),
-        excludes1=excludes1_index(tuple(r) for r in info.excludes1_ranges),
-        sex=sex_rule(info.code), age=age_rule(info.code))
-
-
-def is_manifestation(info: CodeInfo) -> bool:
-    """The etiology/manifestation convention: a title "... classified elsewhere" at the code or a
-    category above it, and a "code first" note there too.
-
-    Stricter than CodeInfo.manifestation (the API's `code_first_required`), which also counts
-    code-first notes inherited from a block or chapter: measured on examples/claims_sample.csv,
-    that flags ~1,000 poisoning, burn and other lines as MANIFESTATION_FIRST, an edit payers reject.
-    """
-    titles = [info.description or "", *(p["description"] or "" for p in info.parents)]
-    if not any("classified elsewhere" in title.lower() for title in titles):
-        return False
-    return any(info.code.startswith(note["from"]) for note in info.code_first)
-
-
 def resolve_facts(conn: Connection, cache: Cache | None, codes: Iterable[str]) -> dict[str, CodeFacts]:
     """Normalized codes -> CodeFacts for those some loaded release holds, and for WHO-only codes
     (`who_only` set to the engine's message); codes absent from the answer are unknown."""
-    return _memo.lookup(conn, cache, codes)
+    return _memo.lookup(conn, codes)
 
 
 def suggest_codes(conn: Connection, cache: Cache | None, texts: Sequence[str]) -> dict[str, list[dict]]:

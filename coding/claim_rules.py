@@ -58,19 +58,32 @@ def in_range(code: str, lo: str, hi: str) -> bool:
     return code >= lo and code[: len(hi)] <= hi
 
 
+def _by_letter(ranges):
+    """Ranges keyed by each first letter they cover: most codes' letter has none to check."""
+    index: dict[str, list] = {}
+    for entry in ranges:
+        for letter in map(chr, range(ord(entry[0][0]), ord(entry[1][0]) + 1)):
+            index.setdefault(letter, []).append(entry)
+    return index
+
+
+_SEX_BY_LETTER = _by_letter([(lo, hi, sex, why) for sex, ranges in (("F", FEMALE_ONLY), ("M", MALE_ONLY))
+                             for lo, hi, why in ranges])
+_AGE_BY_LETTER = _by_letter(AGE_RANGES)
+
+
 @lru_cache(maxsize=200_000)  # a few thousand distinct codes per chunk, checked on every line
 def sex_rule(code: str) -> tuple[str, str] | None:
     """('F'|'M', why) when the code is for one sex only."""
-    for sex, ranges in (("F", FEMALE_ONLY), ("M", MALE_ONLY)):
-        for lo, hi, why in ranges:
-            if in_range(code, lo, hi):
-                return sex, why
+    for lo, hi, sex, why in _SEX_BY_LETTER.get(code[:1], ()):
+        if in_range(code, lo, hi):
+            return sex, why
     return None
 
 
 @lru_cache(maxsize=200_000)
 def age_rule(code: str) -> tuple[int, int, str] | None:
-    for lo, hi, youngest, oldest, why in AGE_RANGES:
+    for lo, hi, youngest, oldest, why in _AGE_BY_LETTER.get(code[:1], ()):
         if in_range(code, lo, hi):
             return youngest, oldest, why
     return None

@@ -39,6 +39,21 @@ def fetch_with_prefixes(conn: Connection, codes: Sequence[str]) -> list[dict]:
     return [{**row, **{k: orjson.loads(row[k]) for k in JSON_COLUMNS}} for row in rows]
 
 
+def fetch_claim_rows(conn: Connection, codes: Sequence[str]) -> list[tuple]:
+    """What the claim edits need of `codes` (no prefixes: inheritance is precomputed in claim_facts),
+    every loaded release holding them, active first then newest: one `unnest(...) JOIN`, as the
+    benchmark's database floor does. Each row: code, dotted, description, billable, requires_seventh,
+    active, effective_from, effective_to, claim_facts (JSON text)."""
+    if not codes:
+        return []
+    return conn.execute(text("""
+        SELECT c.code, c.dotted, c.description, c.billable, c.requires_seventh, c.active,
+               r.effective_from, r.effective_to, c.claim_facts::text
+        FROM unnest(CAST(:codes AS text[])) AS q(code)
+        JOIN icd_codes c ON c.code = q.code JOIN releases r ON r.id = c.release_id
+        ORDER BY c.active DESC, r.effective_from DESC"""), {"codes": list(codes)}).all()
+
+
 JSON_COLUMNS = ("excludes1", "excludes2", "code_first", "use_additional", "code_also", "seven_char")
 
 

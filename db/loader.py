@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from coding.facts import FactSource, claim_facts, note_ranges
 from coding.tabular import CodeRow, Note, Release, parse_release
 from db.copy import copy_rows
 
@@ -56,7 +57,7 @@ BULK_BUILT_INDEXES = {
 CODE_COLUMNS = (
     "code", "release_id", "active", "dotted", "description", "billable", "chapter", "block", "parent",
     "ancestors", "depth", "inclusion_terms", "includes", "excludes1", "excludes2", "code_first",
-    "use_additional", "code_also", "seven_char", "requires_seventh", "search_doc",
+    "use_additional", "code_also", "seven_char", "requires_seventh", "search_doc", "claim_facts",
 )
 
 
@@ -64,14 +65,14 @@ def _notes(notes: tuple[Note, ...]) -> str:
     return orjson.dumps([{"text": n.text, "ranges": [list(r) for r in n.ranges]} for n in notes]).decode()
 
 
-def _code_row(row: CodeRow, release_id: int, active: bool) -> tuple:
+def _code_row(row: CodeRow, release_id: int, active: bool, facts: str) -> tuple:
     search_doc = " ; ".join((row.description, *row.inclusion_terms))
     return (
         row.code, release_id, active, row.dotted, row.description, row.billable, row.chapter, row.block,
         row.parent, list(row.ancestors), row.depth, list(row.inclusion_terms), list(row.includes),
         _notes(row.excludes1), _notes(row.excludes2), _notes(row.code_first),
         _notes(row.use_additional), _notes(row.code_also), orjson.dumps(row.seven_char).decode(),
-        row.requires_seventh, search_doc,
+        row.requires_seventh, search_doc, facts,
     )
 
 
@@ -135,11 +136,48 @@ def _insert_release(conn: Connection, release: Release, source: str, active: boo
         conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
         for name in BULK_BUILT_INDEXES:
             conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
-    copy_rows(conn, "icd_codes", CODE_COLUMNS, (_code_row(c, release_id, active) for c in release.codes))
+    facts = dict(_release_facts(release))
+    copy_rows(conn, "icd_codes", CODE_COLUMNS,
+              (_code_row(c, release_id, active, facts[c.code]) for c in release.codes))
     if empty:
         for ddl in BULK_BUILT_INDEXES.values():
             conn.execute(text(ddl))
     return release_id
+
+
+def _release_facts(release: Release):
+    """(code, claim facts JSON) of a parsed release (coding.facts)."""
+    sources = {c.code: FactSource(c.code, c.description, c.ancestors, c.block, c.chapter,
+                                  tuple(r for n in c.excludes1 for r in n.ranges), bool(c.code_first))
+               for c in release.codes}
+    blocks = {b: tuple(r for n in notes.get("excludes1", ()) for r in n.ranges)
+              for b, notes in release.block_notes.items()}
+    chapters = {ch: tuple(r for n in notes.get("excludes1", ()) for r in n.ranges)
+                for ch, notes in release.chapter_notes.items()}
+    return claim_facts(sources, blocks, chapters)
+
+
+def backfill_claim_facts(conn: Connection) -> int:
+    """Claim facts for releases loaded before they existed (migration 0004); returns codes updated."""
+    updated = 0
+    for release_id in conn.execute(text("""SELECT DISTINCT release_id FROM icd_codes
+                                           WHERE claim_facts IS NULL""")).scalars().all():
+        rows = conn.execute(text("""SELECT code, description, ancestors, block, chapter, excludes1::text,
+                                           jsonb_array_length(code_first) > 0
+                                    FROM icd_codes WHERE release_id = :r"""), {"r": release_id}).all()
+        sources = {r[0]: FactSource(r[0], r[1], tuple(r[2]), r[3], r[4], note_ranges(orjson.loads(r[5])), r[6])
+                   for r in rows}
+        blocks = {b: note_ranges((notes or {}).get("excludes1")) for b, notes in conn.execute(
+            text("SELECT id, notes FROM blocks WHERE release_id = :r"), {"r": release_id})}
+        chapters = {n: note_ranges((notes or {}).get("excludes1")) for n, notes in conn.execute(
+            text("SELECT number, notes FROM chapters WHERE release_id = :r"), {"r": release_id})}
+        conn.execute(text("CREATE TEMP TABLE claim_facts_new (code text, facts json) ON COMMIT DROP"))
+        copy_rows(conn, "claim_facts_new", ("code", "facts"), claim_facts(sources, blocks, chapters))
+        updated += conn.execute(text("""UPDATE icd_codes c SET claim_facts = n.facts FROM claim_facts_new n
+                                        WHERE c.release_id = :r AND c.code = n.code"""),
+                                {"r": release_id}).rowcount
+        conn.execute(text("DROP TABLE claim_facts_new"))
+    return updated
 
 
 def _recompute_effective_dates(conn: Connection) -> None:
