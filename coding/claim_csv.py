@@ -39,7 +39,7 @@ class Layout:
     dx_text: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ClaimLine:
     line: int
     claim_id: str
@@ -138,7 +138,7 @@ def _fields(record: str) -> list[str] | None:
 
 def parse_record(layout: Layout, line: int, record: str) -> ClaimLine | str:
     """One record -> ClaimLine, or the MALFORMED_LINE message when it cannot be read at all."""
-    fields = _fields(record)
+    fields = record.split(",") if '"' not in record else _fields(record)
     if fields is None:
         return "the line is not valid CSV (unbalanced quotes)"
     if len(fields) != layout.width:
@@ -149,10 +149,11 @@ def parse_record(layout: Layout, line: int, record: str) -> ClaimLine | str:
     dx = [(pos, cell) for pos, index in layout.dx if (cell := fields[index].strip())]
     parsed = ClaimLine(line, claim_id, dx)
     if layout.sex is not None:
-        sex = SEXES.get(fields[layout.sex].strip().upper())
+        raw = fields[layout.sex].strip()
+        sex = SEXES.get(raw) or SEXES.get(raw.upper())
         parsed.sex = sex or "U"
         if sex is None:
-            parsed.problems = [f"sex {fields[layout.sex].strip()!r} is not M, F or U; ignored"]
+            parsed.problems = [f"sex {raw!r} is not M, F or U; ignored"]
     if layout.age is not None and (raw := fields[layout.age].strip()):
         if raw.isdigit() and int(raw) <= 130:
             parsed.age = int(raw)
@@ -160,14 +161,23 @@ def parse_record(layout: Layout, line: int, record: str) -> ClaimLine | str:
             parsed.problems = [*(parsed.problems or ()),
                                f"age {raw!r} is not a whole number of years; ignored"]
     if layout.service_date is not None and (raw := fields[layout.service_date].strip()):
-        try:
-            parsed.service_date = date.fromisoformat(raw)
-        except ValueError:
-            parsed.problems = [*(parsed.problems or ()),
-                               f"service_date {raw!r} is not an ISO date (YYYY-MM-DD); ignored"]
+        day = _dates.get(raw)
+        if day is None:
+            try:
+                day = date.fromisoformat(raw)
+            except ValueError:
+                parsed.problems = [*(parsed.problems or ()),
+                                   f"service_date {raw!r} is not an ISO date (YYYY-MM-DD); ignored"]
+            else:
+                if len(_dates) < 100_000:
+                    _dates[raw] = day
+        parsed.service_date = day
     if layout.dx_text is not None:
         parsed.dx_text = fields[layout.dx_text].strip()
     return parsed
+
+
+_dates: dict[str, date] = {}  # a file's service dates repeat: parsed once per process
 
 
 def decode_lines(pieces: Iterable[bytes]) -> Iterator[str]:

@@ -15,7 +15,7 @@ HEADER = "claim_id,sex,age,service_date,dx1,dx2,dx3"
 def code(conn, *lines: str, header: str = HEADER) -> list[dict]:
     rows, _ = code_records(parse_header(header), 1, list(lines), lambda c: resolve_facts(conn, None, c),
                            lambda texts: suggest_codes(conn, None, texts))
-    return [orjson.loads(record) for _, _, record in rows]
+    return [orjson.loads(record) for record in rows]
 
 
 def edits(record: dict) -> set[str]:
