@@ -30,7 +30,7 @@ def batch_items(kind: str, body: dict) -> list[str]:
 
 
 def code_batch(kind: str, first_line: int, items: Sequence[str], resolve: Resolver,
-               suggest: Suggester) -> tuple[list[tuple[int, str, str]], dict]:
+               suggest: Suggester) -> tuple[list[str], dict]:
     if kind == "lookup":
         facts = resolve({normalize(i) for i in items})
         records = []
@@ -48,5 +48,5 @@ def code_batch(kind: str, first_line: int, items: Sequence[str], resolve: Resolv
         records = [{"line": first_line + i, "symptom": s, "suggestions": suggestions.get(s, []),
                     "status": "ok" if suggestions.get(s) else "warning"} for i, s in enumerate(items)]
     statuses = Counter(r["status"] for r in records)
-    rows = [(r["line"], r["status"], orjson.dumps(r).decode()) for r in records]
+    rows = [orjson.dumps(r).decode() for r in records]
     return rows, {"status": dict(statuses), "edits": {}}

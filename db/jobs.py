@@ -13,6 +13,7 @@ from datetime import date
 from typing import NamedTuple
 
 import orjson
+import zstandard
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
 
@@ -113,9 +114,9 @@ def add_chunk(conn: Connection, job_id: uuid.UUID, lease_seconds: int, chunk_no:
     """Insert one chunk (unless a killed earlier ingest did) and renew the ingest's lease; False when
     the job is no longer running (cancelled or failed meanwhile).
 
-    The records travel as one JSON array that PostgreSQL unpacks into the text[] column: psycopg
-    adapts a Python list element by element in Python (measured: most of the 8.7 s an ingest of
-    1,000,000 lines took), orjson and json_array_elements_text work in C.
+    The records travel as one JSON array text, stored as is: psycopg adapts a Python list element
+    by element in Python (measured: most of the 8.7 s an ingest of 1,000,000 lines took), and a
+    text[] made PostgreSQL build and unpack every element; orjson does it in C in the worker.
     """
     running = conn.execute(text("""
         UPDATE jobs SET lease_until = now() + make_interval(secs => lease_seconds),
@@ -126,8 +127,7 @@ def add_chunk(conn: Connection, job_id: uuid.UUID, lease_seconds: int, chunk_no:
         return False
     conn.execute(text("""
         INSERT INTO job_chunks (job_id, chunk_no, first_line, lines, records, lease_until)
-        VALUES (:id, :n, :first, :lines, ARRAY(SELECT json_array_elements_text(CAST(:records AS json))),
-                now() + make_interval(secs => :lease))
+        VALUES (:id, :n, :first, :lines, :records, now() + make_interval(secs => :lease))
         ON CONFLICT (job_id, chunk_no) DO NOTHING"""),
         {"id": job_id, "n": chunk_no, "first": first_line, "lines": len(records),
          "records": orjson.dumps(records).decode(), "lease": lease_seconds})
@@ -172,32 +172,37 @@ def claim_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int) -> Chunk | N
         FROM jobs j
         WHERE c.job_id = :id AND c.chunk_no = :n AND c.state <> 'done' AND j.id = c.job_id
           AND j.state = 'running'
-        RETURNING j.kind, j.header, c.first_line, c.lines, array_to_json(c.records)::text AS records,
-                  c.attempts, date_trunc('month', j.created_at)::date AS job_month"""),
+        RETURNING j.kind, j.header, c.first_line, c.lines, c.records, c.attempts,
+                  date_trunc('month', j.created_at)::date AS job_month"""),
         {"id": job_id, "n": chunk_no}).first()
-    # The records come back as one JSON array (parsed in C) rather than a text[] psycopg walks in Python.
     return None if row is None else Chunk(row.kind, row.header, row.first_line, row.lines,
                                           orjson.loads(row.records), row.attempts, row.job_month)
 
 
-def finish_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int, job_month, rows: list[tuple],
+def finish_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int, job_month, records: Sequence[str],
                  counts: dict) -> bool | None:
-    """Write a chunk's results exactly once; None when another run already finished it.
+    """Write a chunk's result records (JSON texts, in line order) exactly once; None when another run
+    already finished it.
 
     The first statement locks the chunk row, so a concurrent second run of the same chunk waits and
-    then finds it done. Returns True when this chunk completed the job.
+    then finds it done. The records go in as one row (NDJSON) replacing any a killed run left.
+    Returns True when this chunk completed the job.
     """
     chunk = conn.execute(text("""
-        UPDATE job_chunks SET state = 'done', counts = :counts, finished_at = now(), records = '{}'
+        UPDATE job_chunks SET state = 'done', counts = :counts, finished_at = now(), records = '[]'
         WHERE job_id = :id AND chunk_no = :n AND state <> 'done' RETURNING first_line, lines"""),
         {"id": job_id, "n": chunk_no, "counts": _json(counts)}).first()
     if chunk is None:
         return None
-    conn.execute(text("""DELETE FROM job_results WHERE job_month = :m AND job_id = :id
-                         AND line >= :lo AND line < :hi"""),
-                 {"m": job_month, "id": job_id, "lo": chunk.first_line, "hi": chunk.first_line + chunk.lines})
-    copy_rows(conn, "job_results", ("job_month", "job_id", "line", "status", "record"),
-              ((job_month, job_id, line, status, record) for line, status, record in rows))
+    if len(records) != chunk.lines:
+        raise ValueError(f"chunk {chunk_no} has {chunk.lines} lines but {len(records)} results")
+    conn.execute(text("""
+        INSERT INTO job_results (job_month, job_id, first_line, lines, records)
+        VALUES (:m, :id, :first, :lines, :records)
+        ON CONFLICT (job_id, first_line, job_month)
+        DO UPDATE SET lines = excluded.lines, records = excluded.records"""),
+        {"m": job_month, "id": job_id, "first": chunk.first_line, "lines": chunk.lines,
+         "records": pack_records(records)})
     job = conn.execute(text("""
         UPDATE jobs SET done = done + :lines, chunks_done = chunks_done + 1 WHERE id = :id
         RETURNING chunks_done, chunks_total, state"""), {"id": job_id, "lines": chunk.lines}).one()
@@ -206,6 +211,19 @@ def finish_chunk(conn: Connection, job_id: uuid.UUID, chunk_no: int, job_month, 
     conn.execute(text("""UPDATE jobs SET state = 'succeeded', finished_at = now(), counts = :c
                          WHERE id = :id"""), {"id": job_id, "c": _json(job_counts(conn, job_id))})
     return True
+
+
+def pack_records(records: Sequence[str]) -> bytes:
+    """A chunk's result records -> stored form: NDJSON, zstd-compressed.
+
+    Measured on 10,000 records (7 MB): zstd level 3 takes ~7 ms in the worker and stores 14x less;
+    uncompressed, PostgreSQL spent ~35 ms writing the 3,500 TOAST rows, and its own pglz ~80 ms.
+    """
+    return zstandard.ZstdCompressor(level=3).compress("\n".join(records).encode())
+
+
+def unpack_records(data: bytes) -> list[str]:
+    return zstandard.ZstdDecompressor().decompress(data).decode().split("\n")
 
 
 def job_counts(conn: Connection, job_id: uuid.UUID) -> dict:
@@ -256,14 +274,22 @@ def expired_work(conn: Connection) -> tuple[list[uuid.UUID], list[tuple[uuid.UUI
 
 def results(conn: Connection, job: Row, after: int = 0,
             limit: int | None = None) -> Iterator[tuple[int, str]]:
-    """(line, record JSON) in input order after line `after`, streamed through a server-side cursor."""
-    sql = """SELECT line, record FROM job_results WHERE job_month = :m AND job_id = :id AND line > :after
-             ORDER BY line"""
-    params = {"m": job.job_month, "id": job.id, "after": after}
-    if limit is not None:
-        sql += " LIMIT :limit"
-        params["limit"] = limit
-    yield from conn.execute(text(sql), params, execution_options={"stream_results": True, "yield_per": 2000})
+    """(line, record JSON) in input order after line `after`, a chunk at a time through a server-side
+    cursor (never the whole job in memory)."""
+    rows = conn.execute(text("""
+        SELECT first_line, records FROM job_results
+        WHERE job_month = :m AND job_id = :id AND first_line + lines > :after ORDER BY first_line"""),
+        {"m": job.job_month, "id": job.id, "after": after},
+        execution_options={"stream_results": True, "yield_per": 1})
+    left = limit
+    for first_line, records in rows:
+        skip = max(0, after + 1 - first_line)
+        for offset, record in enumerate(unpack_records(records)[skip:], start=first_line + skip):
+            if left is not None:
+                if left <= 0:
+                    return
+                left -= 1
+            yield offset, record
 
 
 def purge_old_jobs(conn: Connection, keep_days: int = 30) -> int:

@@ -115,6 +115,24 @@ def test_pages_follow_the_link_and_csv_is_spreadsheet_safe(client):
     assert rows[0]["codes"] == "I10" and rows[0]["status"] == "ok"
 
 
+def test_results_of_many_chunks_come_back_in_order_and_pages_cross_chunks(client, conn, monkeypatch):
+    from sqlalchemy import text
+
+    monkeypatch.setattr("jobs.claims.CHUNK_LINES", 3)  # the worker runs in this process
+    job, found = code_file(client, csv_text("claim_id,dx1", *(f"S{i},I10" for i in range(1, 12))))
+    assert job["state"] == "succeeded" and job["progress"] == {"done": 11, "total": 11}
+    stored = conn.execute(text("SELECT first_line, lines FROM job_results WHERE job_id = :id ORDER BY 1"),
+                          {"id": job["id"]}).all()
+    assert [tuple(r) for r in stored] == [(1, 3), (4, 3), (7, 3), (10, 2)]
+    assert [(r["line"], r["claim_id"]) for r in found] == [(i, f"S{i}") for i in range(1, 12)]
+    pages, url = [], f"/v1/jobs/{job['id']}/results?limit=4"
+    while url:
+        page = client.get(url)
+        pages.append([r["line"] for r in (__import__("orjson").loads(x) for x in page.get_data().splitlines())])
+        url = page.headers.get("Link", "").partition("<")[2].partition(">")[0] or None
+    assert pages == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11]]
+
+
 def test_cancel_stops_the_job_and_keeps_what_was_coded(client, celery_app):
     posted = submit(client, csv_text("claim_id,dx1,dx2", *(f"K{i},I10,E11.9" for i in range(200_000))))
     job_id = posted.get_json()["id"]

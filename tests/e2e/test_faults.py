@@ -7,13 +7,14 @@ import os
 import signal
 import time
 
+import orjson
 import pytest
 import redis
-from sqlalchemy import text
 
+from db import jobs as store
 from tests.jobs.helpers import csv_text, submit
 
-LINES = 120_000  # 12 chunks: long enough to hit mid-job on two cores
+LINES = 300_000  # 30 chunks, ~5 s of coding: long enough to hit mid-job on two cores
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -45,10 +46,10 @@ def _finish(client, job_id: str, timeout: float) -> dict:
 
 
 def _lines(conn, job_id: str) -> tuple[int, int, int, int]:
-    row = conn.execute(text("""SELECT count(*), count(DISTINCT line), coalesce(min(line), 0),
-                                      coalesce(max(line), 0) FROM job_results WHERE job_id = :id"""),
-                       {"id": job_id}).one()
-    return tuple(row)
+    """(records, distinct line numbers, first, last) of the stored results, read from the records."""
+    job = store.find_job(conn, job_id)
+    lines = [orjson.loads(record)["line"] for _, record in store.results(conn, job)]
+    return len(lines), len(set(lines)), min(lines, default=0), max(lines, default=0)
 
 
 def _assert_exactly_once(client, conn, job_id: str, timeout: float = 120) -> None:
