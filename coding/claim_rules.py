@@ -8,8 +8,6 @@ named for the female or the male genital organs. A range (lo, hi) holds code c w
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 # What a payer rejects is an error; what a coder should look at is a warning.
 ERROR_EDITS = frozenset({
     "INVALID_CODE", "NOT_BILLABLE", "MISSING_7TH_CHARACTER", "EXCLUDES1_CONFLICT", "MANIFESTATION_FIRST",
@@ -72,7 +70,6 @@ _SEX_BY_LETTER = _by_letter([(lo, hi, sex, why) for sex, ranges in (("F", FEMALE
 _AGE_BY_LETTER = _by_letter(AGE_RANGES)
 
 
-@lru_cache(maxsize=200_000)  # a few thousand distinct codes per chunk, checked on every line
 def sex_rule(code: str) -> tuple[str, str] | None:
     """('F'|'M', why) when the code is for one sex only."""
     for lo, hi, sex, why in _SEX_BY_LETTER.get(code[:1], ()):
@@ -81,7 +78,6 @@ def sex_rule(code: str) -> tuple[str, str] | None:
     return None
 
 
-@lru_cache(maxsize=200_000)
 def age_rule(code: str) -> tuple[int, int, str] | None:
     for lo, hi, youngest, oldest, why in _AGE_BY_LETTER.get(code[:1], ()):
         if in_range(code, lo, hi):

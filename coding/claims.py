@@ -160,13 +160,13 @@ def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edit
 
 
 def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[str, list[dict]],
-              cells: dict[str, tuple[str, str]] | None = None) -> tuple[str, str, list[dict]]:
+              cells: dict[str, str] | None = None) -> tuple[str, str, list[dict]]:
     """One parsed line -> (result record JSON, status, edits).
 
-    `cells`: raw diagnosis cell -> (normalized code, the cell as JSON), from `cell_memo`. The record
-    is assembled from JSON pieces made once per code and per cell (CodeFacts.shown): measured, that
-    halves the cost of a line against building dicts and serializing each description again; the
-    text is exactly what `orjson.dumps` of the record as a dict would give.
+    `cells`: raw diagnosis cell -> normalized code, from `cell_memo`. The record is assembled from
+    JSON pieces made once per code (CodeFacts.shown): measured, that halves the cost of a line
+    against building dicts and serializing each description again; the text is exactly what
+    `orjson.dumps` of the record as a dict would give.
     """
     edits: list[dict] = []
     for problem in line.problems or ():
@@ -177,7 +177,7 @@ def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[st
         cells = cell_memo({raw for _, raw in line.dx})
     codes, known, parts = [], [], []
     for pos, raw in line.dx:
-        code, raw_json = cells[raw]
+        code = cells[raw]
         codes.append(code)
         f = get(code)
         if f is None or f.who_only:
@@ -194,7 +194,7 @@ def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[st
                 _not_effective(f, service, edits)
         elif not f.current:
             _not_effective(f, service, edits)
-        parts.append(f"{_POSITIONS[pos]}{raw_json},{f.shown}")
+        parts.append(f"{_POSITIONS[pos]}{_dumps(raw)},{f.shown}")
     if not codes:
         _edit(edits, "NO_DIAGNOSIS", [], "the line has no diagnosis code")
     else:
@@ -214,16 +214,18 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-_cells: dict[str, tuple[str, str]] = {}  # raw diagnosis cell -> (code, cell JSON); cells repeat across chunks
+_cells: dict[str, str] = {}  # raw diagnosis cell -> normalized code; cells repeat across chunks
 
 
-def cell_memo(raws: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """The process's memo of raw cells -> (normalized code, the cell as JSON), holding `raws`."""
+def cell_memo(raws: Iterable[str]) -> dict[str, str]:
+    """The process's memo of raw cells -> normalized code, holding `raws` (a code sent normalized
+    is its own value: one string, not two)."""
     if len(_cells) > 500_000:
         _cells.clear()
     for raw in raws:
         if raw not in _cells:
-            _cells[raw] = (normalize(raw), _dumps(raw))
+            code = normalize(raw)
+            _cells[raw] = raw if code == raw else code
     return _cells
 
 
@@ -252,7 +254,7 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
     """
     parsed = [parse_record(layout, first_line + i, text) for i, text in enumerate(records)]
     cells = cell_memo(raw for p in parsed if p.__class__ is not str for _, raw in p.dx)
-    codes = {cells[raw][0] for p in parsed if p.__class__ is not str for _, raw in p.dx}
+    codes = {cells[raw] for p in parsed if p.__class__ is not str for _, raw in p.dx}
     texts = {p.dx_text for p in parsed if p.__class__ is not str and p.dx_text}
     facts = resolve(codes) if codes else {}
     suggestions = suggest(sorted(texts)) if texts else {}

@@ -198,7 +198,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         position = entry_code[entry]
         if filtered and not _keep(index.codes[position], query):
             continue
-        key = (query_words & entry_tokens[entry], entry_size[entry])
+        key = (query_words.intersection(entry_tokens[entry]), entry_size[entry])
         score = partial.get(key)
         if score is None:
             score = partial[key] = _match_score(checks, key[0], key[1], total)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
 
 from db.copy import copy_rows
+from db.partitions import drop_months_before, month_of
 
 OPEN_STATES = ("queued", "running")
 
@@ -292,13 +293,24 @@ def results(conn: Connection, job: Row, after: int = 0,
             yield offset, record
 
 
-def purge_old_jobs(conn: Connection, keep_days: int = 30) -> int:
-    """Delete finished jobs older than keep_days with their uploads, chunks and results."""
+def purge_old_jobs(conn: Connection, keep_days: int = 30) -> dict:
+    """Delete finished jobs older than keep_days with their uploads and chunks; their results go with
+    their month's partition once every job of that month is gone (a DROP, not a DELETE), or row by
+    row while the month still holds newer or unfinished jobs."""
     old = conn.execute(text("""
         DELETE FROM jobs WHERE created_at < now() - make_interval(days => :d)
           AND state NOT IN ('queued', 'running')
         RETURNING id, date_trunc('month', created_at)::date AS m"""), {"d": keep_days}).all()
-    for month in {r.m for r in old}:
+    cutoff = conn.execute(text("SELECT (now() - make_interval(days => :d))::date"), {"d": keep_days}).scalar()
+
+    def month_has_jobs(month: date) -> bool:
+        return conn.execute(text("""SELECT EXISTS (SELECT 1 FROM jobs WHERE created_at >= :m
+                                    AND created_at < CAST(:m AS date) + interval '1 month')"""),
+                            {"m": month}).scalar()
+
+    dropped = drop_months_before(conn, "job_results", cutoff, month_has_jobs)
+    gone = {month_of(name) for name in dropped}
+    for month in {r.m for r in old} - gone:
         conn.execute(text("DELETE FROM job_results WHERE job_month = :m AND job_id = ANY(:ids)"),
                      {"m": month, "ids": [r.id for r in old if r.m == month]})
-    return len(old)
+    return {"jobs": len(old), "partitions_dropped": dropped}

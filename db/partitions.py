@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -28,6 +31,25 @@ def month_partitions(conn: Connection, table: str) -> list[str]:
         JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
         WHERE p.relname = :t AND c.relname ~ '_y[0-9]{4}m[0-9]{2}$' ORDER BY c.relname"""), {"t": table})
     return [r[0] for r in rows]
+
+
+def month_of(partition: str) -> date:
+    """`job_results_y2026m04` -> 2026-04-01."""
+    year, month = partition.rsplit("_y", 1)[1].split("m")
+    return date(int(year), int(month), 1)
+
+
+def drop_months_before(conn: Connection, table: str, before: date, keep: Callable[[date], bool]) -> list[str]:
+    """Drop each month partition of `table` that ends on or before `before`, unless `keep(month)`:
+    old rows go in one catalog change instead of a DELETE that leaves dead rows to vacuum."""
+    dropped = []
+    for name in month_partitions(conn, table):
+        month = month_of(name)
+        end = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        if end <= before and not keep(month):
+            conn.execute(text(f'DROP TABLE "{name}"'))
+            dropped.append(name)
+    return dropped
 
 
 def refresh_views(conn: Connection) -> list[str]:

@@ -60,8 +60,10 @@ def load_new_releases() -> list[str]:
 
 
 @shared_task(name="jobs.maintenance.purge_old_jobs")
-def purge_old_jobs(keep_days: int = 30) -> int:
+def purge_old_jobs(keep_days: int = 30) -> dict:
     from db.jobs import purge_old_jobs as purge
 
     with transaction(_db_url()) as conn:
-        return purge(conn, keep_days)
+        purged = purge(conn, keep_days)
+    log.info("purged %d old jobs; dropped partitions %s", purged["jobs"], purged["partitions_dropped"])
+    return purged

@@ -48,3 +48,39 @@ def test_views_refresh_concurrently(conn):
     stats = conn.execute(text("SELECT chapter, codes, billable FROM mv_chapter_stats ORDER BY chapter")).all()
     assert len(stats) == 22
     assert sum(s.billable for s in stats) == 74_719
+
+
+def _old_job(conn, created: str, state: str) -> str:
+    from uuid import uuid4
+
+    from db.jobs import pack_records
+
+    job_id = str(uuid4())
+    conn.execute(text("""INSERT INTO jobs (id, owner, kind, request_hash, lease_until, state, created_at)
+                         VALUES (:id, 'purge-test', 'claims', '', now(), :s, :c)"""),
+                 {"id": job_id, "s": state, "c": created})
+    conn.execute(text("""INSERT INTO job_results VALUES (date_trunc('month', CAST(:c AS timestamptz))::date,
+                         :id, 1, 1, :r)"""), {"id": job_id, "c": created, "r": pack_records(["{}"])})
+    return job_id
+
+
+def test_purge_drops_months_left_empty_and_deletes_rows_elsewhere(conn):
+    from db.jobs import purge_old_jobs
+
+    for month, upto in (("2025-01-01", "2025-02-01"), ("2025-02-01", "2025-03-01")):
+        name = f"job_results_y{month[:4]}m{month[5:7]}"
+        conn.execute(text(f"CREATE TABLE {name} PARTITION OF job_results FOR VALUES FROM ('{month}') TO ('{upto}')"))
+    january = _old_job(conn, "2025-01-10", "succeeded")
+    february_open = _old_job(conn, "2025-02-10", "running")
+    february_done = _old_job(conn, "2025-02-05", "failed")
+    recent = _old_job(conn, date.today().isoformat(), "succeeded")
+
+    purged = purge_old_jobs(conn, keep_days=30)
+
+    assert purged == {"jobs": 2, "partitions_dropped": ["job_results_y2025m01"]}
+    assert "job_results_y2025m01" not in partitions.month_partitions(conn, "job_results")
+    left = set(conn.execute(text("SELECT id::text FROM jobs WHERE owner = 'purge-test'")).scalars())
+    assert left == {february_open, recent}
+    results = set(conn.execute(text("SELECT job_id::text FROM job_results WHERE job_id = ANY(CAST(:ids AS uuid[]))"),
+                               {"ids": [january, february_open, february_done, recent]}).scalars())
+    assert results == {february_open, recent}
