@@ -44,6 +44,9 @@ def database_floor(database_url: str, codes: list[str]) -> float:
 
     started = time.perf_counter()
     with get_engine(database_url).connect() as conn:
+        # Planned for each array: psycopg prepares a statement run 5 times, and PostgreSQL's generic
+        # plan for an array of unknown size (a nested loop) halves the floor (measured 145k vs 310k).
+        conn.connection.driver_connection.prepare_threshold = None
         conn.execute(text("SET jit = off"))
         for i in range(0, len(codes), 50_000):
             conn.execute(text("SELECT count(*) FROM unnest(CAST(:c AS text[])) AS q(code) "

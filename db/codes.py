@@ -41,17 +41,26 @@ def fetch_with_prefixes(conn: Connection, codes: Sequence[str]) -> list[dict]:
 
 def fetch_claim_rows(conn: Connection, codes: Sequence[str]) -> list[tuple]:
     """What the claim edits need of `codes` (no prefixes: inheritance is precomputed in claim_facts),
-    every loaded release holding them, active first then newest: one `unnest(...) JOIN`, as the
-    benchmark's database floor does. Each row: code, dotted, description, billable, requires_seventh,
-    active, effective_from, effective_to, claim_facts (JSON text)."""
+    every loaded release holding them, active first then newest: one `unnest(...) JOIN`. Each row:
+    code, dotted, description, billable, requires_seventh, active, effective_from, effective_to,
+    claim_facts (JSON text).
+
+    Planned as a nested loop of primary-key probes, pruned to one partition per code at run time:
+    measured 5-7 us a code for 300 to 50,000 codes, where the planner's own choice (a hash or merge
+    join over every partition) took 30-100 us a code for the few hundred to few thousand new codes
+    a claims chunk brings once the first chunks have warmed a worker.
+    """
     if not codes:
         return []
-    return conn.execute(text("""
+    conn.execute(text("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"))
+    rows = conn.execute(text("""
         SELECT c.code, c.dotted, c.description, c.billable, c.requires_seventh, c.active,
                r.effective_from, r.effective_to, c.claim_facts::text
         FROM unnest(CAST(:codes AS text[])) AS q(code)
         JOIN icd_codes c ON c.code = q.code JOIN releases r ON r.id = c.release_id
         ORDER BY c.active DESC, r.effective_from DESC"""), {"codes": list(codes)}).all()
+    conn.execute(text("RESET enable_hashjoin; RESET enable_mergejoin"))  # for the rest of the transaction
+    return rows
 
 
 JSON_COLUMNS = ("excludes1", "excludes2", "code_first", "use_additional", "code_also", "seven_char")

@@ -106,6 +106,9 @@ def load_release(conn: Connection, path: str | Path) -> LoadResult:
         conn.execute(text("UPDATE icd_codes SET active = false WHERE release_id = :r AND active"),
                      {"r": previous})
     conn.execute(text("REFRESH MATERIALIZED VIEW CONCURRENTLY mv_chapter_stats"))
+    # Autovacuum analyzes the partitions but never the partitioned parent; without its statistics
+    # the planner takes a code for non-unique and joins a list of codes by scanning every partition.
+    conn.execute(text("ANALYZE icd_codes"))
     return LoadResult(release_id, release.info.name, True, len(release.codes), _billable(release),
                       time.perf_counter() - started, previous if previous != active else None)
 

@@ -19,6 +19,7 @@ def upgrade() -> None:
 
     op.execute("ALTER TABLE icd_codes ADD COLUMN IF NOT EXISTS claim_facts json")
     backfill_claim_facts(op.get_bind())  # releases loaded before this migration
+    op.execute("ANALYZE icd_codes")  # the parent's statistics, which autovacuum never gathers
 
 
 def downgrade() -> None:
