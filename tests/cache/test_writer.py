@@ -30,4 +30,5 @@ def test_with_redis_down_writes_are_dropped_quietly() -> None:
     writer.set(f"{PREFIX}wb:x", 1, 60)
     assert eventually(lambda: not writer.pending, timeout=10, interval=0.02)
     assert writer.thread.is_alive()
-    assert down.state == "degraded"
+    assert writer.cache.state == "degraded"  # its own breaker opened: later writes skip Redis at once
+    assert writer.cache is not down and writer.cache.url == down.url
