@@ -18,6 +18,7 @@ import orjson
 
 from coding.claim_csv import MAX_DX_COLUMNS, ClaimLine, Layout, parse_record
 from coding.claim_rules import ERROR_EDITS
+from coding.tabular import qualifier_holds
 
 CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
 
@@ -72,14 +73,16 @@ def dotted(code: str) -> str:
     return f"{code[:3]}.{code[3:]}" if len(code) > 3 else code
 
 
-def excludes1_index(ranges: Iterable[tuple[str, str]]) -> dict[str, tuple[tuple[str, str], ...]]:
-    """Excludes1 ranges keyed by each first letter they cover, so a check looks at a handful."""
-    by_letter: dict[str, list[tuple[str, str]]] = {}
-    for lo, hi in ranges:
+def excludes1_index(ranges: Iterable[tuple[str, ...]]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Excludes1 ranges ((lo, hi) or (lo, hi, qualifier)) keyed by each first letter they cover, so a
+    check looks at a handful."""
+    by_letter: dict[str, list[tuple[str, ...]]] = {}
+    for entry in ranges:
+        lo, hi = entry[0], entry[1]
         if not lo or not hi:
             continue
         for letter in map(chr, range(ord(lo[0]), ord(hi[0]) + 1)):
-            by_letter.setdefault(letter, []).append((lo, hi))
+            by_letter.setdefault(letter, []).append(tuple(entry))
     return {k: tuple(dict.fromkeys(v)) for k, v in by_letter.items()}
 
 
@@ -87,8 +90,9 @@ def _excludes(facts: CodeFacts, code: str) -> bool:
     ranges = facts.excludes1.get(code[0])
     if not ranges:
         return False
-    for lo, hi in ranges:  # noqa: SIM110 - a plain loop: this runs for most pairs of codes on a line
-        if code >= lo and code[: len(hi)] <= hi:
+    for entry in ranges:
+        if code >= entry[0] and code[: len(entry[1])] <= entry[1] and (
+                len(entry) == 2 or qualifier_holds(code, entry[2])):
             return True
     return False
 

@@ -7,7 +7,9 @@ result beside each code (`icd_codes.claim_facts`) and a worker fetches one small
 
 The value, as JSON: {"x": [[lo, hi], ...], "m": bool}
 - x: the parsed ranges of every Excludes1 note at the code, its ancestors, its block and its chapter
-  (a code c is excluded when `c >= lo and c[:len(hi)] <= hi`), without duplicates, nearest first;
+  (a code c is excluded when `c >= lo and c[:len(hi)] <= hi`, and meets the range's third element
+  if it has one: a character-position condition, `coding.tabular.qualifier_holds`), without
+  duplicates, nearest first;
 - m: the etiology/manifestation convention: a title "... classified elsewhere" at the code or a
   category above it, and a "code first" note there too. Stricter than the API's
   `code_first_required`, which also counts code-first notes inherited from a block or chapter:
@@ -22,7 +24,7 @@ from typing import NamedTuple
 
 import orjson
 
-Ranges = tuple[tuple[str, str], ...]
+Ranges = tuple[tuple[str, ...], ...]  # (lo, hi) or (lo, hi, qualifier)
 ELSEWHERE = "classified elsewhere"
 
 
@@ -53,4 +55,4 @@ def claim_facts(codes: Mapping[str, FactSource], block_excludes1: Mapping[str, R
 
 def note_ranges(notes: Iterable[dict]) -> Ranges:
     """Stored notes ([{"text", "ranges"}]) -> their ranges, in order."""
-    return tuple((lo, hi) for note in notes or () for lo, hi in note["ranges"])
+    return tuple(tuple(r) for note in notes or () for r in note["ranges"])

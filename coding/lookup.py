@@ -35,7 +35,8 @@ class CodeInfo:
 
     Notes (`excludes1` ... `code_also`) are effective: the code's own, then its ancestors', its
     block's and its chapter's, each `{"text", "ranges", "from"}`. `excludes1_ranges` are the parsed
-    `[lo, hi]` ranges of all of them: a code c matches iff `c >= lo and c[:len(hi)] <= hi`.
+    `[lo, hi]` ranges of all of them: a code c matches iff `c >= lo and c[:len(hi)] <= hi`; a third
+    element is a character-position condition the code must also meet (`coding.tabular.qualifier_holds`).
     """
 
     code: str
@@ -175,8 +176,8 @@ def build_info(row: dict) -> CodeInfo:
     # Nearest first: the code, its ancestors bottom-up, its block, its chapter.
     sources = [(row["code"], row), *((a["code"], a) for a in reversed(ancestors))]
     notes = {kind: _notes(sources, kind, _tail(row, kind)) for kind in NOTE_KINDS}
-    pairs = dict.fromkeys((lo, hi) for note in notes["excludes1"] for lo, hi in note["ranges"])
-    ranges = [[lo, hi] for lo, hi in pairs]
+    pairs = dict.fromkeys(tuple(r) for note in notes["excludes1"] for r in note["ranges"])
+    ranges = [list(r) for r in pairs]
     seven = row["seven_char"] or {}
     if row["requires_seventh"] and not seven:
         seven = next((a["seven_char"] for a in reversed(ancestors) if a["seven_char"]), {})

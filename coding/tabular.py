@@ -85,7 +85,7 @@ class Block:
 @dataclass(frozen=True)
 class Note:
     text: str
-    ranges: tuple[tuple[str, str], ...]
+    ranges: tuple[tuple[str, ...], ...]  # (lo, hi) or (lo, hi, qualifier): see parse_note_ranges
 
 
 @dataclass(frozen=True)
@@ -131,22 +131,75 @@ def dotted(code: str) -> str:
     return f"{code[:3]}.{code[3:]}" if len(code) > 3 else code
 
 
-def parse_note_ranges(text: str) -> tuple[tuple[str, str], ...]:
-    """Code ranges referenced in a note, as normalized ``(lo, hi)`` pairs (see ``note_matches``).
+def parse_note_ranges(text: str) -> tuple[tuple[str, ...], ...]:
+    """Code ranges referenced in a note, as normalized ``(lo, hi)`` pairs, or ``(lo, hi, qualifier)``
+    when the note names a character position (see ``note_matches`` and ``qualifier_holds``).
 
     ``"Z22.-"`` -> ``("Z22", "Z22")``, ``"P35-P39"`` -> ``("P35", "P39")``,
-    ``"(O03.37, O03.87)"`` -> two single-code ranges. Text that is not a code is ignored.
+    ``"(O03.37, O03.87)"`` -> two single-code ranges, ``"(V01-V09 with 5th character 1)"`` ->
+    ``("V01", "V09", "5:1")``. Text that is not a code is ignored.
     """
     suffix = _SUFFIX_RE.search(text)
-    out: list[tuple[str, str]] = []
+    qualified = None if suffix else _QUALIFIER_RE.search(text)
+    qualifier = _qualifier(qualified) if qualified else None
+    out: list[tuple[str, ...]] = []
     for m in _REF_RE.finditer(text):
         lo = normalize_code(m["lo"])
         hi = normalize_code(m["hi"] or lo)
-        pairs = [(lo, hi)]
+        pairs: list[tuple[str, ...]] = [(lo, hi)]
         if suffix and m.start() < suffix.start():
             pairs = _with_suffixes(lo, hi, suffix["tail"])
+        elif qualifier and m.start() < qualified.start():
+            pairs = [(lo, hi, qualifier)]
         out.extend(p for p in pairs if p not in out)
     return tuple(out)
+
+
+OPEN_FRACTURE_7TH = "BCEFHJMNQR"
+_ORDINALS = {"fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7}
+_ORDINAL = "(?:fifth|5th|sixth|6th|seventh|7th)"
+# "with 5th character 1", "with fifth or sixth character 1-4 or 6", "with fifth-character 1",
+# "with fifth to sixth characters 51", "with 7th character B or C", "with final characters -23"
+_QUALIFIER_RE = re.compile(
+    rf"\bwith (?:final characters? -(?P<final>[0-9A-Z]+)|(?P<open>open fracture 7th character)"
+    rf"|(?P<first>{_ORDINAL})(?: (?P<join>or|to) (?P<second>{_ORDINAL}))?[ -]characters? \.?"
+    rf"(?P<values>[0-9A-Z]+(?: ?- ?[0-9A-Z])?(?:(?:,| or) [0-9A-Z](?: ?- ?[0-9A-Z])?)*))(?![0-9A-Za-z])",
+    re.IGNORECASE)
+
+
+def _qualifier(m: re.Match) -> str | None:
+    """A character-position condition as a short string: "5:1" (5th character is 1), "56:1234"
+    (5th or 6th is one of 1-4), "5-6:51" (5th to 6th read "51"), "$23" (the code ends in 23)."""
+    if m["final"]:
+        return "$" + m["final"].upper()
+    if m["open"]:  # the fracture 7th characters that mean an open fracture (B, C, E, F, H, J, M, N, Q, R)
+        return "7:" + OPEN_FRACTURE_7TH
+    first = _ORDINALS[m["first"].lower()]
+    second = _ORDINALS[m["second"].lower()] if m["second"] else None
+    values = m["values"].upper().replace(" ", "")
+    if m["join"] == "to" and second:
+        return f"{first}-{second}:{values}" if len(values) == second - first + 1 else None
+    allowed = set()
+    for part in re.split(r",|OR", values):
+        if re.fullmatch(r"[0-9A-Z]-[0-9A-Z]", part):
+            allowed.update(chr(c) for c in range(ord(part[0]), ord(part[2]) + 1))
+        elif len(part) == 1:
+            allowed.add(part)
+        else:
+            return None  # not a condition we can read: the whole range is kept
+    positions = f"{first}{second or ''}"
+    return f"{positions}:{''.join(sorted(allowed))}"
+
+
+def qualifier_holds(code: str, qualifier: str) -> bool:
+    """Whether a normalized code meets a ``_qualifier`` condition."""
+    if qualifier.startswith("$"):
+        return code.endswith(qualifier[1:])
+    positions, allowed = qualifier.split(":")
+    if "-" in positions:
+        start, end = (int(p) for p in positions.split("-"))
+        return code[start - 1:end] == allowed
+    return any(len(code) >= int(p) and code[int(p) - 1] in allowed for p in positions)
 
 
 def _with_suffixes(lo: str, hi: str, tail: str) -> list[tuple[str, str]]:
@@ -163,10 +216,12 @@ def _with_suffixes(lo: str, hi: str, tail: str) -> list[tuple[str, str]]:
     return [(cat + a, cat + (b or a)) for cat in cats for a, b in suffixes]
 
 
-def note_matches(ranges: tuple[tuple[str, str], ...], code: str) -> bool:
-    """True if ``code`` lies in one of ``ranges`` (each range includes its endpoints' descendants)."""
+def note_matches(ranges: tuple[tuple[str, ...], ...], code: str) -> bool:
+    """True if ``code`` lies in one of ``ranges`` (each range includes its endpoints' descendants)
+    and meets the range's character-position qualifier, if it has one."""
     c = normalize_code(code)
-    return any(c >= lo and c[: len(hi)] <= hi for lo, hi in ranges)
+    return any(c >= r[0] and c[: len(r[1])] <= r[1] and (len(r) < 3 or qualifier_holds(c, r[2]))
+               for r in ranges)
 
 
 def parse_release(path: str | Path) -> Release:

@@ -53,6 +53,13 @@ def test_a_clean_line_is_ok_with_dotted_codes(conn):
     assert all(d["valid"] and d["billable"] and d["description"] for d in record["diagnoses"])
 
 
+def test_excludes1_naming_a_character_position_flags_only_codes_meeting_it(conn):
+    # R47.82 excludes "fluency disorder following cerebrovascular disease (I69. with final characters -23)"
+    stutter, dysphagia = code(conn, "A,M,70,2026-05-01,I69.323,R47.82,", "B,M,70,2026-05-01,I69.391,R47.82,")
+    assert edits(stutter) == {"EXCLUDES1_CONFLICT"} and stutter["status"] == "error"
+    assert edits(dysphagia) == set() and dysphagia["status"] == "ok"
+
+
 def test_the_same_pair_in_either_order_and_only_once(conn):
     [one, two] = code(conn, "A,M,40,,K51.90,K50.90,", "B,M,40,,K50.90,K51.90,K50.90")
     assert [e["edit"] for e in one["edits"]] == ["EXCLUDES1_CONFLICT"]

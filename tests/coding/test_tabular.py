@@ -213,7 +213,7 @@ def test_own_notes_only(by_code: dict[str, CodeRow]) -> None:
         ("(I01.0 -I01.9)", (("I010", "I019"),)),
         ("(S00 - S09)", (("S00", "S09"),)),
         ("(F10.-F19.-)", (("F10", "F19"),)),
-        ("(S32.1--S32.9 with 7th character B)", (("S321", "S329"),)),
+        ("(S32.1--S32.9 with 7th character B)", (("S321", "S329", "7:B"),)),
         ("subcategories S06.1- to S06.6-", (("S061", "S066"),)),
         ("(I60.-. I61.-)", (("I60", "I60"), ("I61", "I61"))),
         ("(E08-E09 with .51-.52)", (("E0851", "E0852"), ("E0951", "E0952"))),
@@ -260,7 +260,7 @@ def test_mini_release_expansion(tmp_path: Path) -> None:
     assert rows["S01121"].seven_char == {"S": "sequela"}  # own sevenChrDef beats the ancestor's
     assert rows["S011234A"].billable and not rows["S011234A"].requires_seventh  # already 7 characters
     assert rows["S010XXD"].description == "Open wound of scalp, subsequent encounter"
-    assert rows["S01"].excludes1[0].ranges == (("S02", "S02"),)
+    assert rows["S01"].excludes1[0].ranges == (("S02", "S02", "7:B"),)  # open skull fracture only
     assert rel.chapter_notes[19]["excludes2"][0].ranges == (("P10", "P15"),)
     assert rel.blocks[0].description == "Injuries to the head"
 
@@ -332,3 +332,30 @@ def test_no_codes(tmp_path: Path) -> None:
 def test_directory(tmp_path: Path) -> None:
     with pytest.raises(ReleaseFormatError, match="cannot read"):
         parse_release(tmp_path)
+
+
+@pytest.mark.parametrize(("note", "ranges"), [
+    ("fluency disorder (stuttering) following cerebrovascular disease (I69. with final characters -23)",
+     (("I69", "I69", "$23"),)),
+    ("roller-skater collision with other land transport vehicle (V01-V09 with 5th character 1)",
+     (("V01", "V09", "5:1"),)),
+    ("whooping cough with pneumonia (A37 with fifth-character 1)", (("A37", "A37", "5:1"),)),
+    ("hallucinations in drug psychosis (F11-F19 with fifth to sixth characters 51)", (("F11", "F19", "5-6:51"),)),
+    ("poisoning and toxic effects of drugs and chemicals (T36-T65 with fifth or sixth character 1-4 or 6)",
+     (("T36", "T65", "56:12346"),)),
+    ("open fracture of shoulder and upper arm (S42.- with 7th character B or C)", (("S42", "S42", "7:BC"),)),
+    ("open fracture of elbow and forearm (S52.- with open fracture 7th character)",
+     (("S52", "S52", "7:BCEFHJMNQR"),)),
+])
+def test_character_position_qualifiers_are_parsed(note, ranges):
+    assert parse_note_ranges(note) == ranges
+
+
+def test_a_qualified_range_matches_only_codes_meeting_it():
+    stutter = parse_note_ranges("(I69. with final characters -23)")
+    assert note_matches(stutter, "I69.323") and not note_matches(stutter, "I69.391")
+    poisoning = parse_note_ranges("(T36-T65 with fifth or sixth character 1-4 or 6)")
+    assert note_matches(poisoning, "T36.0X1A") and note_matches(poisoning, "T41.41XA")
+    assert not note_matches(poisoning, "T36.0X5A") and not note_matches(poisoning, "T41.45XA")
+    fractures = parse_note_ranges("(S42.- with 7th character B or C)")
+    assert note_matches(fractures, "S42.001B") and not note_matches(fractures, "S42.001A")
