@@ -100,9 +100,10 @@ class Cache:
         return self.get_many([key])[0]
 
     def set_many(self, items: Mapping[str, Any], ttl: int = DEFAULT_TTL, tags: Iterable[str] = (),
-                 key_tags: Mapping[str, Iterable[str]] | None = None) -> bool:
+                 key_tags: Mapping[str, Iterable[str]] | None = None, announce: str | None = None) -> bool:
         """Store every item for `ttl` seconds, registered under `tags` (all keys) and `key_tags`
-        (per key), in one pipeline round trip."""
+        (per key), in one pipeline round trip; with `announce`, the keys are also published on that
+        channel in the same round trip (cache.announce)."""
         if not items:
             return True
         members: dict[str, list[str]] = {tag_key(t): list(items) for t in tags}
@@ -117,6 +118,8 @@ class Cache:
             for tag, keys in members.items():
                 pipe.sadd(tag, *keys)
                 pipe.expire(tag, TAG_TTL)  # outlives every member; Redis 6.2 has no EXPIRE GT
+            if announce:
+                pipe.publish(announce, "\n".join(items))
             pipe.execute()
 
         return self._call(write, default=False) is not False

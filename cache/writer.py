@@ -1,5 +1,6 @@
 """Cache writes off the request path: a request queues what it computed and answers; one thread
-per process writes the queue to Redis, many values per pipeline round trip.
+per process writes the queue to Redis, many values per pipeline round trip, and announces the keys
+it wrote (cache.announce) so other processes know to ask for them.
 
 A queued write that never lands (Redis down, process killed) costs a recomputation, nothing else:
 the cache is never the source of truth.
@@ -13,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from cache.announce import CHANNEL
 from cache.client import Cache
 from ops.background import BatchFlusher
 
@@ -52,7 +54,7 @@ class WriteBehind(BatchFlusher):
             items[key], key_tags[key] = value, tags
             taken += 1
         for ttl, (items, key_tags) in by_ttl.items():
-            self.cache.set_many(items, ttl, key_tags=key_tags)
+            self.cache.set_many(items, ttl, key_tags=key_tags, announce=CHANNEL)
         return taken
 
 

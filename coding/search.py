@@ -17,6 +17,7 @@ from itertools import chain, groupby, islice
 
 from sqlalchemy.engine import Connection
 
+from cache.announce import announced
 from cache.client import Cache
 from cache.tags import cache_key, tags_for
 from cache.writer import write_behind
@@ -321,7 +322,9 @@ def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict]
     results = memo.get(key)
     if results is not None:
         return results, True
-    results = cache.get(key) if cache is not None else None
+    # Redis only for a key another process announced it wrote: asking it for every first-time
+    # query cost more than the ranking it could save (cache.announce).
+    results = cache.get(key) if cache is not None and key in announced(cache.url) else None
     if results is not None:
         memo.put(key, results)
         return results, True

@@ -99,3 +99,28 @@ def test_results_are_cached_under_the_release(conn, endpoints) -> None:
     first, _ = search(conn, cache, query)
     second, hit = search(conn, cache, query)
     assert hit and second == first
+
+
+def test_another_process_answers_from_redis_once_the_key_is_announced(conn, endpoints) -> None:
+    import uuid
+
+    from cache.announce import announced
+    from cache.client import shared_cache
+    from cache.tags import cache_key
+    from coding import search as engine
+    from tests.waiting import eventually
+
+    cache = shared_cache(endpoints.cache_url)
+    listener = announced(cache.url)
+    listener.ensure_started()
+    assert eventually(listener.listening.is_set)
+    query = Query(f"asthma exacerbation {uuid.uuid4().hex[:8]}", 5)  # new each run
+    first, hit = search(conn, cache, query)
+    assert not hit and first  # computed: nobody announced this query yet
+    key = cache_key("search", holder.get(conn).release_id or 0, query.text, query.limit, query.chapter,
+                    query.billable)
+    assert key in engine.memo.items
+    assert eventually(lambda: key in listener.keys)  # written behind, then announced
+    engine.memo.items.clear()  # as another process would be: nothing in its memo
+    again, hit = search(conn, cache, query)
+    assert hit and again == first

@@ -1,0 +1,90 @@
+"""Which cache keys exist in Redis, known without asking it: the write-behind announces the keys it
+writes on a pub/sub channel, in the same pipeline as the writes, and each process keeps the keys it
+has heard announced.
+
+Why: a search this process has not answered costs ~0.45 ms in the in-process index, and asking
+Redis first cost ~0.3 ms more on a loaded 2-core machine — for nothing, since most first-time
+queries miss (measured with `make bench-search`). So a search asks Redis only for a key another
+process announced. A lost announcement (a subscriber reconnecting, Redis restarted) costs a
+recomputation, never a wrong answer; a key announced and since evicted or invalidated is a miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from cache.tags import PREFIX
+
+log = logging.getLogger("icdq.cache")
+
+CHANNEL = PREFIX + "written"
+MAX_KEYS = 200_000  # beyond this the set starts afresh: forgetting costs recomputations only
+RETRY_SECONDS = 1.0
+
+
+class Announced:
+    """The keys announced on CHANNEL since this process started listening (a thread of its own,
+    started on first use so that it belongs to the process that uses it)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.keys: set[str] = set()
+        self.listening = threading.Event()  # set while subscribed
+        self._lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def __contains__(self, key: str) -> bool:
+        self.ensure_started()
+        return key in self.keys
+
+    def ensure_started(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        with self._lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="cache-announced", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._listen()
+            except redis.RedisError as err:
+                log.debug("cache announcements interrupted (%s)", type(err).__name__)
+            except Exception as err:  # noqa: BLE001 - the thread must outlive anything a message does
+                log.warning("cache announcements: %s", type(err).__name__)
+            self.listening.clear()
+            time.sleep(RETRY_SECONDS)
+
+    def _listen(self) -> None:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, health_check_interval=15)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(CHANNEL)
+            self.listening.set()
+            for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                if len(self.keys) > MAX_KEYS:
+                    self.keys = set()
+                self.keys.update(message["data"].decode().split("\n"))
+        finally:
+            pubsub.close()
+            client.close()
+
+
+_registry: dict[str, Announced] = {}
+_registry_lock = threading.Lock()
+
+
+def announced(url: str) -> Announced:
+    """The process's announced keys for the cache at `url`."""
+    with _registry_lock:
+        found = _registry.get(url)
+        if found is None:
+            found = _registry[url] = Announced(url)
+    return found
