@@ -22,7 +22,7 @@ from cache.tags import PREFIX
 log = logging.getLogger("icdq.cache")
 
 CHANNEL = PREFIX + "written"
-MAX_KEYS = 200_000  # beyond this the set starts afresh: forgetting costs recomputations only
+MAX_KEYS = 100_000  # ~12 MB; beyond this the set starts afresh: forgetting costs recomputations only
 RETRY_SECONDS = 1.0
 
 
