@@ -28,9 +28,10 @@ from db.engine import transaction
 
 log = logging.getLogger("icdq.jobs")
 # Lines per chunk, by measurement (bench/claims.py, 1,000,000 lines, 2 cores): each distinct code is
-# resolved once per worker process whatever the chunk size, so size only trades per-chunk overhead
-# (claim, commit, COPY set-up: ~0.05 s) against how soon the first chunk starts and how evenly the
-# last ones spread over the processes; 10,000 lines (~0.5 s of coding when warm) keeps both small.
+# resolved once per worker process whatever the chunk size, so size trades per-chunk overhead (claim,
+# store, commit: ~0.02 s) against how soon the first chunk starts, how evenly the last ones spread
+# over the processes, and a worker's memory (a chunk's records are ~7 MB of JSON while it is coded);
+# 10,000 lines (~0.15 s of coding when warm) keeps all three small.
 CHUNK_LINES = 10_000
 MAX_ATTEMPTS = 5  # a chunk that kept killing its worker fails the job instead of looping
 TRANSIENT = (OperationalError, InterfaceError)  # connection lost, deadlock, serialization failure
