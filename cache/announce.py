@@ -18,6 +18,7 @@ import time
 import redis
 
 from cache.tags import PREFIX
+from ops.background import PerProcess, ProcessThread
 
 log = logging.getLogger("icdq.cache")
 
@@ -26,28 +27,20 @@ MAX_KEYS = 100_000  # ~12 MB; beyond this the set starts afresh: forgetting cost
 RETRY_SECONDS = 1.0
 
 
-class Announced:
-    """The keys announced on CHANNEL since this process started listening (a thread of its own,
-    started on first use so that it belongs to the process that uses it)."""
+class Announced(ProcessThread):
+    """The keys announced on CHANNEL since this process started listening."""
+
+    name = "cache-announced"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self.keys: set[str] = set()
         self.listening = threading.Event()  # set while subscribed
-        self._lock = threading.Lock()
-        self.thread: threading.Thread | None = None
 
     def __contains__(self, key: str) -> bool:
         self.ensure_started()
         return key in self.keys
-
-    def ensure_started(self) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            return
-        with self._lock:
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="cache-announced", daemon=True)
-                self.thread.start()
 
     def _run(self) -> None:
         while True:
@@ -77,14 +70,4 @@ class Announced:
             client.close()
 
 
-_registry: dict[str, Announced] = {}
-_registry_lock = threading.Lock()
-
-
-def announced(url: str) -> Announced:
-    """The process's announced keys for the cache at `url`."""
-    with _registry_lock:
-        found = _registry.get(url)
-        if found is None:
-            found = _registry[url] = Announced(url)
-    return found
+announced = PerProcess(Announced)  # announced(cache_url): the process's announced keys for that cache

@@ -17,6 +17,7 @@ import pybreaker
 import redis
 
 from cache.tags import PREFIX, tag_key
+from ops.background import PerProcess
 
 log = logging.getLogger("icdq.cache")
 
@@ -156,12 +157,4 @@ class Cache:
         self.redis.close()
 
 
-_shared: dict[str, Cache] = {}
-
-
-def shared_cache(url: str) -> Cache:
-    """The process's cache for `url` (one breaker per process and URL)."""
-    cache = _shared.get(url)
-    if cache is None:
-        cache = _shared[url] = Cache(url)
-    return cache
+shared_cache = PerProcess(Cache)  # shared_cache(url): the process's cache (one breaker per process and URL)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
 
 from db.copy import copy_rows
 from db.engine import transaction
-from ops.background import BatchFlusher
+from ops.background import BatchFlusher, PerProcess
 
 log = logging.getLogger("icdq.searchlog")
 
@@ -57,20 +56,11 @@ class SearchLog(BatchFlusher):
             raise
 
 
-_logs: dict[str, SearchLog] = {}
-_lock = threading.Lock()
-
-
-def search_log(database_url: str) -> SearchLog:
-    with _lock:
-        found = _logs.get(database_url)
-        if found is None:
-            found = _logs[database_url] = SearchLog(database_url)
-    return found
+search_log = PerProcess(SearchLog)  # search_log(database_url): the process's log for that database
 
 
 @atexit.register
 def _flush_all() -> None:
-    for buffered in list(_logs.values()):
+    for buffered in list(search_log.instances.values()):
         with contextlib.suppress(Exception):  # at exit there is nobody left to tell
             buffered.flush()

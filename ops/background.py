@@ -1,26 +1,24 @@
-"""A per-process background thread that writes batches off the request path."""
+"""Per-process background threads (started on first use) and per-process instances by key."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger("icdq.background")
+T = TypeVar("T")
 
 
-class BatchFlusher:
-    """Calls `flush()` (until it reports nothing taken) when woken, or every `interval` seconds.
+class ProcessThread:
+    """Runs `_run` in a daemon thread of its own, started on first use, not at import or
+    construction, so that it belongs to the process that uses it: a thread started before a fork
+    does not exist in the child."""
 
-    The thread starts on first use, not at import or construction, so that it belongs to the
-    process that uses it: a thread started before a fork does not exist in the child.
-    """
-
-    name = "flusher"
-    interval: float | None = None  # None: only when woken
-    gather = 0.0  # after a wake-up, let more work arrive to share the same flush
+    name = "background"
 
     def __init__(self) -> None:
-        self.wake = threading.Event()
         self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -31,6 +29,37 @@ class BatchFlusher:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self.thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class PerProcess(Generic[T]):
+    """One instance per key in this process, made by `factory(key)` on first use."""
+
+    def __init__(self, factory: Callable[[str], T]) -> None:
+        self.factory = factory
+        self.instances: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str) -> T:
+        with self._lock:
+            found = self.instances.get(key)
+            if found is None:
+                found = self.instances[key] = self.factory(key)
+        return found
+
+
+class BatchFlusher(ProcessThread):
+    """Calls `flush()` (until it reports nothing taken) when woken, or every `interval` seconds."""
+
+    name = "flusher"
+    interval: float | None = None  # None: only when woken
+    gather = 0.0  # after a wake-up, let more work arrive to share the same flush
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wake = threading.Event()
 
     def _run(self) -> None:
         while True:
