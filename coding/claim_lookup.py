@@ -42,6 +42,9 @@ class FactsMemo:
         self.windows: dict[tuple, tuple] = {}  # one tuple per distinct set of effective windows
 
     def lookup(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
+        """Safe to call from several threads (the test worker's pool is threads): the memo only ever
+        gains complete entries, all of a batch in one `dict.update`; a thread that does not see a
+        code yet fetches it too."""
         release = active_release_id(conn)
         if release != self.release or len(self.facts) > MEMO_LIMIT:
             self.release, self.facts, self.parsed, self.windows = release, {}, {}, {}
@@ -49,15 +52,18 @@ class FactsMemo:
         wanted = set(codes)
         missing = [c for c in wanted if c not in memo]
         if missing:
-            memo.update(dict.fromkeys(missing))
-            memo.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)])))
+            found: dict[str, CodeFacts | None] = dict.fromkeys(missing)
+            found.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)])))
             who = who_only_codes()
             for code in missing:
-                if memo[code] is None and code in who:
+                if found[code] is None and code in who:
                     info = unknown_code(code)
-                    memo[code] = CodeFacts(code=code, dotted=info.dotted, description="", billable=False,
-                                           who_only=info.message)
-        return {c: f for c in wanted if (f := memo[c]) is not None}
+                    found[code] = CodeFacts(code=code, dotted=info.dotted, description="", billable=False,
+                                            who_only=info.message)
+            memo.update(found)
+        else:
+            found = {}
+        return {c: f for c in wanted if (f := found[c] if c in found else memo.get(c)) is not None}
 
     def build(self, rows: list[tuple]) -> dict[str, CodeFacts]:
         """Rows of fetch_claim_rows (active first, then newest) -> CodeFacts from each code's first row,

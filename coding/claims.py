@@ -222,15 +222,20 @@ _cells: dict[str, str] = {}  # raw diagnosis cell -> normalized code; cells repe
 
 
 def cell_memo(raws: Iterable[str]) -> dict[str, str]:
-    """The process's memo of raw cells -> normalized code, holding `raws` (a code sent normalized
-    is its own value: one string, not two)."""
-    if len(_cells) > 500_000:
-        _cells.clear()
+    """`raws` -> their normalized codes, through the process's memo (a code sent normalized is its
+    own value: one string, not two). The answer is a dict of its own, so a thread that clears the
+    memo meanwhile takes nothing from another."""
+    memo = _cells
+    if len(memo) > 500_000:
+        memo.clear()
+    out = {}
     for raw in raws:
-        if raw not in _cells:
+        code = memo.get(raw)
+        if code is None:
             code = normalize(raw)
-            _cells[raw] = raw if code == raw else code
-    return _cells
+            code = memo[raw] = raw if code == raw else code
+        out[raw] = code
+    return out
 
 
 def status_of(edits: list[dict]) -> str:

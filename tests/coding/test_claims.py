@@ -119,3 +119,35 @@ def test_header_variants():
     layout = parse_header("Claim_ID, Diagnosis_2 ,diagnosis_1,SEX,dx_text")
     assert [pos for pos, _ in layout.dx] == [1, 2] and layout.dx[0][1] == 2
     assert layout.sex == 3 and layout.dx_text == 4 and layout.age is None
+
+
+def test_a_thread_resolving_codes_another_is_still_fetching_gets_them_all(conn, database_url, monkeypatch):
+    import threading
+
+    from coding import claim_lookup
+    from db.engine import get_engine
+
+    memo = claim_lookup.FactsMemo()
+    fetching, go_on = threading.Event(), threading.Event()
+    real_fetch = claim_lookup.fetch_claim_rows
+
+    def slow_for_the_first(connection, codes):
+        if threading.current_thread().name == "first":
+            fetching.set()
+            go_on.wait(10)
+        return real_fetch(connection, codes)
+
+    monkeypatch.setattr(claim_lookup, "fetch_claim_rows", slow_for_the_first)
+    answers = {}
+
+    def first() -> None:
+        with get_engine(database_url).connect() as own:
+            answers["first"] = memo.lookup(own, ["E119", "I10"])
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    assert fetching.wait(10)
+    answers["second"] = memo.lookup(conn, ["E119", "I10"])  # while the first is still fetching
+    go_on.set()
+    thread.join(10)
+    assert set(answers["second"]) == set(answers["first"]) == {"E119", "I10"}
