@@ -91,7 +91,7 @@ class FactsMemo:
 _memo = FactsMemo()
 
 
-def resolve_facts(conn: Connection, cache: Cache | None, codes: Iterable[str]) -> dict[str, CodeFacts]:
+def resolve_facts(conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
     """Normalized codes -> CodeFacts for those some loaded release holds, and for WHO-only codes
     (`who_only` set to the engine's message); codes absent from the answer are unknown."""
     return _memo.lookup(conn, codes)

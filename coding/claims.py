@@ -18,7 +18,7 @@ import orjson
 
 from coding.claim_csv import MAX_DX_COLUMNS, ClaimLine, Layout, parse_record
 from coding.claim_rules import ERROR_EDITS
-from coding.tabular import qualifier_holds
+from coding.tabular import range_holds
 
 CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
 
@@ -90,11 +90,7 @@ def _excludes(facts: CodeFacts, code: str) -> bool:
     ranges = facts.excludes1.get(code[0])
     if not ranges:
         return False
-    for entry in ranges:
-        if code >= entry[0] and code[: len(entry[1])] <= entry[1] and (
-                len(entry) == 2 or qualifier_holds(code, entry[2])):
-            return True
-    return False
+    return any(range_holds(code, entry) for entry in ranges)
 
 
 def _conflicts(distinct: list[CodeFacts], edits: list) -> None:

@@ -217,11 +217,16 @@ def _with_suffixes(lo: str, hi: str, tail: str) -> list[tuple[str, str]]:
 
 
 def note_matches(ranges: tuple[tuple[str, ...], ...], code: str) -> bool:
-    """True if ``code`` lies in one of ``ranges`` (each range includes its endpoints' descendants)
-    and meets the range's character-position qualifier, if it has one."""
+    """True if ``code`` lies in one of ``ranges`` (see ``range_holds``)."""
     c = normalize_code(code)
-    return any(c >= r[0] and c[: len(r[1])] <= r[1] and (len(r) < 3 or qualifier_holds(c, r[2]))
-               for r in ranges)
+    return any(range_holds(c, r) for r in ranges)
+
+
+def range_holds(code: str, entry: tuple[str, ...]) -> bool:
+    """Whether a normalized code lies in a parsed range ``(lo, hi[, qualifier])``: the range includes
+    its endpoints' descendants, and the code meets the qualifier, if there is one."""
+    return code >= entry[0] and code[: len(entry[1])] <= entry[1] and (
+        len(entry) == 2 or qualifier_holds(code, entry[2]))
 
 
 def parse_release(path: str | Path) -> Release:

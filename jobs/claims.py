@@ -131,7 +131,7 @@ def run_chunk(conn, job_id: uuid.UUID, chunk_no: int, chunk) -> bool | None:
     cache = shared_cache(current_app.config["CACHE_URL"])
 
     def resolve(codes):
-        return resolve_facts(conn, cache, codes)
+        return resolve_facts(conn, codes)
 
     def suggest(texts):
         return suggest_codes(conn, cache, texts)

@@ -13,7 +13,7 @@ HEADER = "claim_id,sex,age,service_date,dx1,dx2,dx3"
 
 
 def code(conn, *lines: str, header: str = HEADER) -> list[dict]:
-    rows, _ = code_records(parse_header(header), 1, list(lines), lambda c: resolve_facts(conn, None, c),
+    rows, _ = code_records(parse_header(header), 1, list(lines), lambda c: resolve_facts(conn, c),
                            lambda texts: suggest_codes(conn, None, texts))
     return [orjson.loads(record) for record in rows]
 
