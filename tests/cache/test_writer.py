@@ -3,8 +3,10 @@ with Redis down they are dropped without an error."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
+from cache.announce import CHANNEL
 from cache.client import Cache
 from cache.tags import PREFIX
 from cache.writer import write_behind
@@ -32,3 +34,27 @@ def test_with_redis_down_writes_are_dropped_quietly() -> None:
     assert writer.thread.is_alive()
     assert writer.cache.state == "degraded"  # its own breaker opened: later writes skip Redis at once
     assert writer.cache is not down and writer.cache.url == down.url
+
+
+def test_writes_arriving_one_by_one_share_pipelines(endpoints) -> None:
+    """Requests queue one value each; the writer gathers them, so a trickle of 60 writes over ~0.1 s
+    costs a few pipelines (one announcement each), not 60 (one per write cost ~240 us a key)."""
+    cache = Cache(endpoints.cache_url)
+    pubsub = cache.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    marker = uuid.uuid4().hex
+    keys = [f"{PREFIX}wb:{marker}:{i}" for i in range(60)]
+    writer = write_behind(cache)
+    for key in keys:
+        writer.set(key, 1, 60, [f"kind:wb{marker}"])
+        time.sleep(0.002)
+    heard: list[list[str]] = []
+    deadline = time.monotonic() + 10
+    while sum(map(len, heard)) < len(keys) and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message and marker.encode() in message["data"]:
+            heard.append(message["data"].decode().split("\n"))
+    pubsub.close()
+    assert sorted(k for batch in heard for k in batch) == sorted(keys)
+    assert len(heard) <= 6
+    cache.invalidate_tags([f"kind:wb{marker}"])
