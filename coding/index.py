@@ -41,9 +41,6 @@ class CodeRecord:
 class SearchIndex:
     release_id: int | None
     codes: list[CodeRecord] = field(default_factory=list)
-    entry_code: list[int] = field(default_factory=list)  # entry id -> code index
-    entry_size: list[int] = field(default_factory=list)  # content tokens of the entry
-    entry_inclusion: list[bool] = field(default_factory=list)  # an inclusion term, not the title
     entry_tokens: list[tuple[str, ...]] = field(default_factory=list)  # distinct; a tuple is 1/3 of a set
     postings: dict[str, set[int]] = field(default_factory=dict)
     ordered: dict[str, list[int]] = field(default_factory=dict)  # the same postings, ascending
@@ -55,12 +52,11 @@ class SearchIndex:
     prior: dict[int, float] = field(default_factory=dict)  # code -> curated nudge (data/priors.csv)
     sorted_codes: list[str] = field(default_factory=list)
     code_order: list[int] = field(default_factory=list)  # code index -> rank in code order (ties)
-    # Entry id -> the parts of its score that do not depend on the query, computed once here rather
-    # than per candidate per search: a bonus (billable, unspecified), a malus (an inclusion term,
-    # "Other ..."), the curated prior. Kept apart so the sums round exactly as one would write them.
-    entry_bonus: list[float] = field(default_factory=list)
-    entry_malus: list[float] = field(default_factory=list)
-    entry_prior: list[float] = field(default_factory=list)
+    # Entry id -> (code index, content tokens of the entry, and the parts of its score that do not
+    # depend on the query: a bonus (billable, unspecified), a malus (an inclusion term, "Other ..."),
+    # the curated prior), computed once here rather than per candidate per search, in one tuple (one
+    # lookup in the ranking loop). The parts are kept apart so the sums round as one would write them.
+    entry_facts: list[tuple[int, int, float, float, float]] = field(default_factory=list)
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -86,10 +82,10 @@ class SearchIndex:
         raw.sort(key=lambda e: (e[3], e[2], index.codes[e[0]].code))
         postings: dict[str, set[int]] = defaultdict(set)
         ordered: dict[str, list[int]] = defaultdict(list)
+        inclusions: list[bool] = []  # per entry: an inclusion term, not the title
         for entry, (position, toks, inclusion, size) in enumerate(raw):
-            index.entry_code.append(position)
-            index.entry_size.append(size)
-            index.entry_inclusion.append(inclusion)
+            index.entry_facts.append((position, size))  # completed below, once the priors are known
+            inclusions.append(inclusion)
             index.entry_tokens.append(tuple(dict.fromkeys(toks)))
             for tok in toks:
                 if entry not in postings[tok]:
@@ -112,11 +108,11 @@ class SearchIndex:
         index.code_order = [0] * len(index.codes)
         for order, code in enumerate(index.sorted_codes):
             index.code_order[index.by_code[code]] = order
-        for position, inclusion in zip(index.entry_code, index.entry_inclusion, strict=True):
+        for entry, ((position, size), inclusion) in enumerate(zip(index.entry_facts, inclusions, strict=True)):
             record = index.codes[position]
-            index.entry_bonus.append(0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified)
-            index.entry_malus.append(0.02 * inclusion + 0.04 * record.description.startswith("Other"))
-            index.entry_prior.append(index.prior.get(position, 0.0))
+            index.entry_facts[entry] = (
+                position, size, 0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified,
+                0.02 * inclusion + 0.04 * record.description.startswith("Other"), index.prior.get(position, 0.0))
         return index
 
     def variants(self, token: str, last: bool) -> dict[str, float]:

@@ -14,6 +14,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, groupby, islice
+from operator import itemgetter
 
 from sqlalchemy.engine import Connection
 
@@ -192,25 +193,24 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     filtered = query.chapter is not None or query.billable is not None
     # Most candidates share the same few query words and sizes: score each (words, size) once.
     partial: dict[tuple[frozenset[str], int], float] = {}
-    entry_tokens, entry_size, entry_code = index.entry_tokens, index.entry_size, index.entry_code
-    bonus, malus, prior = index.entry_bonus, index.entry_malus, index.entry_prior
+    entry_tokens, entry_facts = index.entry_tokens, index.entry_facts
     best: dict[int, float] = {}
     for entry in _candidates(index, variants):
-        position = entry_code[entry]
+        position, size, bonus, malus, prior = entry_facts[entry]
         if filtered and not _keep(index.codes[position], query):
             continue
-        key = (query_words.intersection(entry_tokens[entry]), entry_size[entry])
+        key = (query_words.intersection(entry_tokens[entry]), size)
         score = partial.get(key)
         if score is None:
-            score = partial[key] = _match_score(checks, key[0], key[1], total)
-        score = score + bonus[entry] - malus[entry] + prior[entry]
+            score = partial[key] = _match_score(checks, key[0], size, total)
+        score = score + bonus - malus + prior
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
             best[position] = score
     defaults = index.default_child
-    for header, score in [(p, s) for p, s in best.items() if p in defaults]:
-        child = defaults[header]
+    for header in defaults.keys() & best.keys():  # a default child is billable, never a header itself
+        score, child = best[header], defaults[header]
         if _keep(index.codes[child], query):
             best[child] = max(best.get(child, 0.0), score + 0.01)
         best[header] = score - 0.05
@@ -218,9 +218,20 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         position = index.by_code.get(code)
         if position is not None and _keep(index.codes[position], query):
             best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
+    asked = set(words)
+    return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
+
+
+def _top(index: SearchIndex, best: dict[int, float], limit: int) -> list[tuple[int, float]]:
+    """The `limit` best (code, score) at or above MIN_SCORE, ties in code order. Sorting by score
+    alone runs in C; only the head (and whatever ties its last score) is ordered in Python."""
+    ranked = sorted(best.items(), key=itemgetter(1), reverse=True)
+    end = min(limit, len(ranked))
+    while 0 < end < len(ranked) and ranked[end][1] == ranked[end - 1][1]:
+        end += 1
     order = index.code_order
-    top = heapq.nsmallest(query.limit, [(-s, order[p], p) for p, s in best.items() if s >= MIN_SCORE])
-    return [_present(index, p, min(1.0, max(0.0, -s)), set(words)) for s, _, p in top]
+    head = sorted((item for item in ranked[:end] if item[1] >= MIN_SCORE), key=lambda item: (-item[1], order[item[0]]))
+    return head[:limit]
 
 
 def _match_score(checks: list[tuple[tuple[str, ...], tuple[float, ...]]], present: frozenset[str],
