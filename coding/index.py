@@ -50,6 +50,7 @@ class SearchIndex:
     by_code: dict[str, int] = field(default_factory=dict)
     default_child: dict[int, int] = field(default_factory=dict)  # header -> its "unspecified" code
     prior: dict[int, float] = field(default_factory=dict)  # code -> curated nudge (data/priors.csv)
+    max_prior: float = 0.0
     sorted_codes: list[str] = field(default_factory=list)
     code_order: list[int] = field(default_factory=list)  # code index -> rank in code order (ties)
     # Entry id -> (code index, content tokens of the entry, and the parts of its score that do not
@@ -105,6 +106,7 @@ class SearchIndex:
         index.sorted_codes = sorted(index.by_code)
         index.default_child = _default_children(index, parents)
         index.prior = _priors(index, synonyms().priors)
+        index.max_prior = max(index.prior.values(), default=0.0)
         index.code_order = [0] * len(index.codes)
         for order, code in enumerate(index.sorted_codes):
             index.code_order[index.by_code[code]] = order

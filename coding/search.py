@@ -195,8 +195,14 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     partial: dict[tuple[frozenset[str], int], float] = {}
     entry_tokens, entry_facts = index.entry_tokens, index.entry_facts
     best: dict[int, float] = {}
+    ceiling = _Ceiling(checks, total, index.max_prior)
+    last_size = 0
     for entry in _candidates(index, variants):
         position, size, bonus, malus, prior = entry_facts[entry]
+        if size != last_size:  # candidates come in order of size: a new size may rule out the rest
+            last_size = size
+            if len(best) >= query.limit and ceiling.below_top(size, best, index.default_child, query.limit):
+                break
         if filtered and not _keep(index.codes[position], query):
             continue
         key = (query_words.intersection(entry_tokens[entry]), size)
@@ -220,6 +226,30 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
     asked = set(words)
     return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
+
+
+class _Ceiling:
+    """The most any entry of a given size could still score, and whether that is below the results
+    already found: candidates come in order of size, and a larger entry matches the query no better
+    (precision falls with size), so once it cannot reach the `limit`-th score so far the rest are
+    skipped. Exact: the same results as scoring every candidate (the rest rank below the top)."""
+
+    def __init__(self, checks, total: float, max_prior: float) -> None:
+        self.match = sum(strengths[0] for _, strengths in checks if strengths) / total  # each token's best
+        self.hits = sum(1 for _, strengths in checks if strengths)
+        self.extra = 0.06 + max(0.0, max_prior)  # the largest bonus, no malus, the largest prior
+
+    def bound(self, size: int) -> float:
+        partial = self.match ** 1.5 * (0.62 + 0.3 * min(1.0, self.hits / size))
+        return min(0.97, partial + self.extra) + 0.01 + 1e-9  # + 0.01: a header's default child
+
+    def below_top(self, size: int, best: dict[int, float], defaults: dict[int, int], limit: int) -> bool:
+        bound = self.bound(size)
+        if bound >= max(best.values()):
+            return False
+        # Each position ends at least this high (a header itself loses 0.05 to its child).
+        floor = heapq.nlargest(limit, [s - 0.05 if p in defaults else s for p, s in best.items()])[-1]
+        return bound < floor
 
 
 def _top(index: SearchIndex, best: dict[int, float], limit: int) -> list[tuple[int, float]]:

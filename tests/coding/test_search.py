@@ -124,3 +124,26 @@ def test_another_process_answers_from_redis_once_the_key_is_announced(conn, endp
     engine.memo.items.clear()  # as another process would be: nothing in its memo
     again, hit = search(conn, cache, query)
     assert hit and again == first
+
+
+def test_skipping_candidates_that_cannot_reach_the_top_changes_no_result(index, monkeypatch) -> None:
+    """The ranking stops at the first entry size that cannot reach the results so far; scoring every
+    candidate instead must give the same codes and scores, for descriptions' own words, two-word
+    queries, filters and larger limits alike."""
+    import random
+
+    from coding import search as search_module
+
+    rng = random.Random(5)
+    titles = [r.description.lower() for r in rng.sample(index.codes, 150)]
+    phrases = [" ".join(rng.sample(t.split(), min(2, len(t.split())))) for t in titles]
+    phrases += ["fracture", "pain", "leg", "open fracture left", "diabetes", "infection", "injury of"]
+    queries = [parse_query(p, n, chapter, billable) for p in phrases
+               for n, chapter, billable in ((10, None, None), (25, None, "true"), (5, 19, None))
+               if any(c.isalpha() for c in p)]
+    real, stops = search_module._Ceiling.below_top, []
+    monkeypatch.setattr(search_module._Ceiling, "below_top", lambda *a: stops.append(real(*a)) or stops[-1])
+    pruned = [search_index(index, q) for q in queries]
+    assert sum(stops) > 20  # many queries did stop early
+    monkeypatch.setattr(search_module._Ceiling, "below_top", lambda *a: False)
+    assert [search_index(index, q) for q in queries] == pruned
