@@ -24,7 +24,7 @@ MAX_PENDING = 20_000  # beyond this (Redis slower than the requests) the oldest 
 BATCH = 500
 # After a wake-up, let writes gather this long (or until BATCH are queued) to share one pipeline.
 # Another process may recompute a query meanwhile; that is all a longer wait costs.
-GATHER_SECONDS = 0.05
+GATHER_SECONDS = 0.1  # ~50 keys a pipeline at 500 searches/s: ~40 us a key (~240 us one by one)
 
 
 class WriteBehind(BatchFlusher):
