@@ -19,7 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cache.client import shared_cache
 from coding.batches import code_batch
-from coding.claim_csv import chunk_records, decode_lines, layout_for, split_records
+from coding.claim_csv import chunk_records, data_batches, layout_for
 from coding.claim_lookup import resolve_facts, suggest_codes
 from coding.claims import code_records
 from coding.lookup import gc_paused
@@ -54,25 +54,24 @@ def _send(task, *args: object) -> None:
         task.apply_async(args, producer=producer)
 
 
-def _send_chunks(job_id: str, chunk_numbers: list[int]) -> None:
-    with code_chunk.app.producer_or_acquire() as producer:
+def _send_chunks(job_id: str, chunk_numbers: list[int], producer=None) -> None:
+    with code_chunk.app.producer_or_acquire(producer) as producer:
         for n in chunk_numbers:
             code_chunk.apply_async((job_id, n), producer=producer)
 
 
 def job_records(pieces, kind: str):
-    """The stored upload -> its records (claim CSV lines after the header, or a batch's items)."""
+    """The stored upload -> batches of its records (claim CSV records after the header, or a batch's
+    items)."""
     if kind == "claims":
-        records = split_records(decode_lines(pieces))
-        next(records, None)  # the header, checked when the file was posted
-        return records
-    return iter(orjson.loads(b"".join(pieces))["items"])
+        return data_batches(pieces)  # the header was checked when the file was posted
+    return iter([orjson.loads(b"".join(pieces))["items"]])
 
 
-def _send_after_commit(job_id: str, chunk_no: int) -> None:
+def _send_after_commit(job_id: str, chunk_no: int, producer) -> None:
     """Send a committed chunk; if the broker is away, the reaper sends it when its lease runs out."""
     try:
-        _send_chunks(job_id, [chunk_no])
+        _send_chunks(job_id, [chunk_no], producer)
     except Exception as err:  # noqa: BLE001 - any broker failure: the chunk row is the truth
         log.warning("chunk %s of job %s not sent (%s); the reaper will send it", chunk_no, job_id,
                     type(err).__name__)
@@ -99,13 +98,16 @@ def ingest_job(job_id: uuid.UUID) -> int:
             _send_chunks(str(job_id), left)
             return len(left)
         chunks = lines = 0
-        for chunk_no, first_line, records in chunk_records(job_records(store.read_upload(reader, job_id), job.kind),
-                                                           CHUNK_LINES):
-            with transaction(_db_url()) as conn:
-                if not store.add_chunk(conn, job_id, job.lease_seconds, chunk_no, first_line, records):
-                    return sent  # cancelled or failed meanwhile
-            _send_after_commit(str(job_id), chunk_no)
-            chunks, lines, sent = chunks + 1, lines + len(records), sent + 1
+        # One producer for the whole file: acquiring one per chunk made a pool process open a broker
+        # connection per message (seen in a profile of the ingest; ~0.6 ms a send where measured).
+        with code_chunk.app.producer_or_acquire() as producer:
+            for chunk_no, first_line, records in chunk_records(
+                    job_records(store.read_upload(reader, job_id), job.kind), CHUNK_LINES):
+                with transaction(_db_url()) as conn:
+                    if not store.add_chunk(conn, job_id, job.lease_seconds, chunk_no, first_line, records):
+                        return sent  # cancelled or failed meanwhile
+                _send_after_commit(str(job_id), chunk_no, producer)
+                chunks, lines, sent = chunks + 1, lines + len(records), sent + 1
         with transaction(_db_url()) as conn:
             store.finish_ingest(conn, job_id, chunks, lines)
     return sent

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 import orjson
 import pytest
 
-from coding.claim_csv import HeaderError, parse_header, split_records
+from coding.claim_csv import (
+    MAX_RECORD_SPAN,
+    HeaderError,
+    chunk_records,
+    data_batches,
+    parse_header,
+    record_batches,
+)
 from coding.claim_lookup import resolve_facts, suggest_codes
 from coding.claims import code_records
 
@@ -101,8 +110,26 @@ def test_no_sex_or_age_means_no_sex_or_age_edit(conn):
 
 
 def test_quoted_fields_with_commas_and_newlines_are_one_record():
-    records = list(split_records(['A,"I10, the',  'second line",E119', "B,I10,", "", 'C,"x,I10']))
-    assert records == ['A,"I10, the\nsecond line",E119', "B,I10,", 'C,"x,I10']
+    batches = [['A,"I10, the'], ['second line",E119', "B,I10,", "", "  "], [], ['C,"x,I10'], ["D,I10"]]
+    records = list(chain.from_iterable(record_batches(batches)))
+    # A quote still open at the end of the file gives its lines back one by one (each then malformed).
+    assert records == ['A,"I10, the\nsecond line",E119', "B,I10,", 'C,"x,I10', "D,I10"]
+
+
+def test_a_stray_quote_swallows_at_most_max_record_span_lines():
+    lines = ['A,"I10'] + [f"B{i},I10" for i in range(30)]
+    records = list(chain.from_iterable(record_batches([lines[:7], lines[7:]])))
+    assert records[:MAX_RECORD_SPAN] == lines[:MAX_RECORD_SPAN]  # given back one by one: malformed, then fine
+    assert records == lines
+
+
+def test_a_file_is_cut_into_chunks_of_records_after_its_header():
+    text = "claim_id,dx1\r\n" + "".join(f"C{i},I10\r\n" for i in range(25)) + "\nC25,E119"
+    data = ("\ufeff" + text).encode()
+    pieces = [data[i:i + 7] for i in range(0, len(data), 7)]  # pieces end inside lines and characters
+    chunks = list(chunk_records(data_batches(pieces), 10))
+    assert [(n, first, len(records)) for n, first, records in chunks] == [(0, 1, 10), (1, 11, 10), (2, 21, 6)]
+    assert [r for _, _, records in chunks for r in records] == [f"C{i},I10" for i in range(25)] + ["C25,E119"]
 
 
 @pytest.mark.parametrize(("header", "code"), [
