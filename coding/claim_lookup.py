@@ -23,31 +23,35 @@ from sqlalchemy.engine import Connection
 from cache.client import Cache
 from coding.analyze import analyze_texts
 from coding.claim_rules import age_rule, sex_rule
-from coding.claims import CodeFacts, excludes1_index
+from coding.claims import CodeFacts, excludes1_categories, excludes1_index
 from coding.lookup import unknown_code, who_only_codes
 from coding.normalize import CODE_RE
-from db.codes import active_release_id, fetch_claim_rows
+from db.codes import active_codes, categories, fetch_claim_rows, releases_state
 
 SUGGESTIONS = 3  # ranked codes per dx_text
 MEMO_LIMIT = 200_000  # codes per process (ICD-10-CM has ~75,000; the rest are bad codes seen)
 
 
 class FactsMemo:
-    """Per-process CodeFacts (None for a code no release holds), for one release at a time."""
+    """Per-process CodeFacts (None for a code no release holds), for one state of the loaded releases
+    at a time (a release loaded or made active starts it afresh)."""
 
     def __init__(self) -> None:
-        self.release: int | None = None
+        self.release: tuple | None = None  # db.codes.releases_state the memo was built under
         self.facts: dict[str, CodeFacts | None] = {}
-        self.parsed: dict[str, tuple[dict, bool]] = {}  # claim facts JSON -> (excludes1_index, manifestation)
+        # claim facts JSON -> (excludes1_index, manifestation, excludes1_categories)
+        self.parsed: dict[str, tuple[dict, bool, frozenset[str] | None]] = {}
+        self.categories: list[str] | None = None  # of every loaded release, sorted
         self.windows: dict[tuple, tuple] = {}  # one tuple per distinct set of effective windows
 
     def lookup(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
         """Safe to call from several threads (the test worker's pool is threads): the memo only ever
         gains complete entries, all of a batch in one `dict.update`; a thread that does not see a
         code yet fetches it too."""
-        release = active_release_id(conn)
+        release = releases_state(conn)  # a release loaded beside the active one changes windows too
         if release != self.release or len(self.facts) > MEMO_LIMIT:
             self.release, self.facts, self.parsed, self.windows = release, {}, {}, {}
+            self.categories = categories(conn)
         memo = self.facts
         wanted = set(codes)
         missing = [c for c in wanted if c not in memo]
@@ -79,16 +83,28 @@ class FactsMemo:
             parsed = self.parsed.get(facts)  # thousands of codes share their ancestors' notes
             if parsed is None:
                 value = orjson.loads(facts)
-                parsed = self.parsed[facts] = (excludes1_index(map(tuple, value["x"])), value["m"])
+                ranges = [tuple(r) for r in value["x"]]
+                parsed = self.parsed[facts] = (excludes1_index(ranges), value["m"],
+                                               excludes1_categories(ranges, self.categories or []))
             releases = tuple(sorted(windows[code]))
             built[code] = CodeFacts(
                 code=code, dotted=dotted, description=description, billable=billable, requires_seventh=seventh,
                 manifestation=parsed[1], current=active, releases=shared.setdefault(releases, releases),
-                excludes1=parsed[0], sex=sex_rule(code), age=age_rule(code))
+                excludes1=parsed[0], xcats=parsed[2], sex=sex_rule(code), age=age_rule(code))
         return built
 
 
 _memo = FactsMemo()
+
+
+def warm_facts(conn: Connection, batch: int = 5_000) -> int:
+    """Build the facts of every billable code of the active release into this process's memo (a
+    worker does it once before forking its pool processes, which then share them); returns how many.
+    In batches, so the rows fetched leave little freed memory behind for the pool processes to map."""
+    codes = active_codes(conn, billable=True)
+    for i in range(0, len(codes), batch):
+        _memo.lookup(conn, codes[i:i + batch])
+    return len(codes)
 
 
 def resolve_facts(conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:

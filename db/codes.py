@@ -39,6 +39,17 @@ def fetch_with_prefixes(conn: Connection, codes: Sequence[str]) -> list[dict]:
     return [{**row, **{k: orjson.loads(row[k]) for k in JSON_COLUMNS}} for row in rows]
 
 
+def active_codes(conn: Connection, billable: bool = False) -> list[str]:
+    """Every code of the active release (with `billable`, the billable ones)."""
+    where = "active AND billable" if billable else "active"
+    return list(conn.execute(text(f"SELECT code FROM icd_codes WHERE {where}")).scalars())  # noqa: S608
+
+
+def categories(conn: Connection) -> list[str]:
+    """The 3-character categories of every loaded release, sorted."""
+    return list(conn.execute(text("SELECT DISTINCT left(code, 3) FROM icd_codes ORDER BY 1")).scalars())
+
+
 def fetch_claim_rows(conn: Connection, codes: Sequence[str]) -> list[tuple]:
     """What the claim edits need of `codes` (no prefixes: inheritance is precomputed in claim_facts),
     every loaded release holding them, active first then newest: one `unnest(...) JOIN`. Each row:
@@ -85,6 +96,13 @@ def release_notes(conn: Connection, release_id: int) -> dict:
 
 def active_release_id(conn: Connection) -> int | None:
     return conn.execute(text("SELECT release_id FROM icd_codes WHERE active LIMIT 1")).scalar()
+
+
+def releases_state(conn: Connection) -> tuple:
+    """Changes whenever a release is loaded, removed or made active: (active release, loaded ids)."""
+    return tuple(conn.execute(text("""
+        SELECT (SELECT release_id FROM icd_codes WHERE active LIMIT 1),
+               (SELECT array_agg(id ORDER BY id) FROM releases)""")).one())
 
 
 def fetch_search_rows(conn: Connection) -> tuple[int | None, list[tuple]]:

@@ -178,3 +178,40 @@ def test_a_thread_resolving_codes_another_is_still_fetching_gets_them_all(conn, 
     go_on.set()
     thread.join(10)
     assert set(answers["second"]) == set(answers["first"]) == {"E119", "I10"}
+
+
+def test_the_category_prefilter_never_hides_an_excludes1_conflict(conn):
+    """Lines skip the pair checks when no code's Excludes1 categories meet another code's category;
+    for codes at the edges of every range (where a category test would go wrong first) and random
+    partners, each pair the full check flags is also let through by the prefilter."""
+    import random
+    from bisect import bisect_left
+
+    from sqlalchemy import text
+
+    from coding.claims import _conflicts, _may_conflict
+
+    sample = list(conn.execute(text("SELECT code FROM icd_codes WHERE active AND billable "
+                                    "AND claim_facts::text LIKE '%\"x\":[[%' ORDER BY md5(code) LIMIT 400")).scalars())
+    facts = resolve_facts(conn, sample)
+    edges = {c for f in facts.values() for ranges in f.excludes1.values() for r in ranges for c in r[:2]}
+    everything = sorted(conn.execute(text("SELECT code FROM icd_codes WHERE active AND billable")).scalars())
+    near = set()
+    for edge in edges:  # the first and last few codes under each range end
+        under = everything[bisect_left(everything, edge):bisect_left(everything, edge + "~")]
+        near.update(under[:3] + under[-3:])
+    partners = resolve_facts(conn, near | set(random.Random(3).sample(everything, 2000)))
+    flagged = checked = 0
+    for a in facts.values():
+        for b in partners.values():
+            if b.code == a.code or not (b.code[0] in a.excludes1 or a.code[0] in b.excludes1):
+                continue
+            edits: list = []
+            _conflicts([a, b], edits)
+            checked += 1
+            if edits:
+                flagged += 1
+                assert _may_conflict([a, b]), (a.code, b.code)
+    assert flagged > 100 and checked > flagged
+    assert not _may_conflict([facts[sample[0]], partners[next(c for c in partners if c[0] not in "ST" and
+                                                                  c[0] not in facts[sample[0]].excludes1)]])
