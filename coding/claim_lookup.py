@@ -14,7 +14,7 @@ not seen, and a newly loaded release starts the memo afresh.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 import orjson
@@ -44,8 +44,12 @@ class FactsMemo:
         self.categories: list[str] | None = None  # of every loaded release, sorted
         self.windows: dict[tuple, tuple] = {}  # one tuple per distinct set of effective windows
 
-    def lookup(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
-        """Safe to call from several threads (the test worker's pool is threads): the memo only ever
+    def known(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts | None]:
+        """The memo, holding every one of `codes` (None for a code no release holds); read it with
+        `.get`, never change it. Returning the memo rather than a dict of `codes` saves a chunk a
+        pass over its ~25,000 codes in Python.
+
+        Safe to call from several threads (the test worker's pool is threads): the memo only ever
         gains complete entries, all of a batch in one `dict.update`; a thread that does not see a
         code yet fetches it too."""
         release = releases_state(conn)  # a release loaded beside the active one changes windows too
@@ -53,8 +57,7 @@ class FactsMemo:
             self.release, self.facts, self.parsed, self.windows = release, {}, {}, {}
             self.categories = categories(conn)
         memo = self.facts
-        wanted = set(codes)
-        missing = [c for c in wanted if c not in memo]
+        missing = (codes if isinstance(codes, set) else set(codes)).difference(memo)
         if missing:
             found: dict[str, CodeFacts | None] = dict.fromkeys(missing)
             found.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)])))
@@ -64,10 +67,14 @@ class FactsMemo:
                     info = unknown_code(code)
                     found[code] = CodeFacts(code=code, dotted=info.dotted, description="", billable=False,
                                             who_only=info.message)
-            memo.update(found)
-        else:
-            found = {}
-        return {c: f for c in wanted if (f := found[c] if c in found else memo.get(c)) is not None}
+            memo.update(found)  # the local `memo`: a thread starting the memo afresh meanwhile leaves it whole
+        return memo
+
+    def lookup(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
+        """`codes` -> their CodeFacts, for those some release holds."""
+        wanted = set(codes)
+        memo = self.known(conn, wanted)
+        return {c: f for c in wanted if (f := memo.get(c)) is not None}
 
     def build(self, rows: list[tuple]) -> dict[str, CodeFacts]:
         """Rows of fetch_claim_rows (active first, then newest) -> CodeFacts from each code's first row,
@@ -105,6 +112,12 @@ def warm_facts(conn: Connection, batch: int = 5_000) -> int:
     for i in range(0, len(codes), batch):
         _memo.lookup(conn, codes[i:i + batch])
     return len(codes)
+
+
+def known_facts(conn: Connection, codes: Iterable[str]) -> Mapping[str, CodeFacts | None]:
+    """A mapping to read `codes`' CodeFacts from with `.get` (None: no release holds the code); it
+    may hold other codes too. What a chunk of claims uses (coding.claims.Resolver)."""
+    return _memo.known(conn, codes)
 
 
 def resolve_facts(conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -69,7 +69,7 @@ class CodeFacts:
         self.shown = orjson.dumps(shown).decode()[1:]  # '"code":...}'
 
 
-Resolver = Callable[[Iterable[str]], dict[str, CodeFacts]]
+Resolver = Callable[[set[str]], Mapping[str, CodeFacts | None]]  # read with .get: None for an unknown code
 Suggester = Callable[[Sequence[str]], dict[str, list[dict]]]
 
 
@@ -304,7 +304,7 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
         if p.dx_text:
             texts.add(p.dx_text)
     normalized = cell_memo(cells)
-    codes = {normalized[raw] for raw in cells}
+    codes = set(normalized.values())
     facts = resolve(codes) if codes else {}
     get = facts.get
     for raw in cells:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from cache.client import shared_cache
 from coding.batches import code_batch
 from coding.claim_csv import chunk_records, data_batches, layout_for
-from coding.claim_lookup import resolve_facts, suggest_codes
+from coding.claim_lookup import known_facts, suggest_codes
 from coding.claims import code_records
 from coding.lookup import gc_paused
 from db import jobs as store
@@ -133,7 +133,7 @@ def run_chunk(conn, job_id: uuid.UUID, chunk_no: int, chunk) -> bool | None:
     cache = shared_cache(current_app.config["CACHE_URL"])
 
     def resolve(codes):
-        return resolve_facts(conn, codes)
+        return known_facts(conn, codes)
 
     def suggest(texts):
         return suggest_codes(conn, cache, texts)
