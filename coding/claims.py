@@ -192,28 +192,25 @@ def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edit
             _edit(edits, "AGE_CONFLICT", [facts.dotted], f"{facts.dotted} at age {age}: {rule[2]}")
 
 
-def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[str, list[dict]],
-              cells: dict[str, tuple[str, CodeFacts | None]] | None = None) -> tuple[str, str, list[dict]]:
+def code_line(line: ClaimLine, cells: dict[str, tuple[str, CodeFacts | None, str]],
+              suggestions: dict[str, list[dict]]) -> tuple[str, str, list[dict]]:
     """One parsed line -> (result record JSON, status, edits).
 
-    `cells`: raw diagnosis cell -> (normalized code, its facts or None), made once per chunk so a
-    diagnosis costs one dictionary lookup. The record is assembled from
-    JSON pieces made once per code (CodeFacts.shown): measured, that halves the cost of a line
-    against building dicts and serializing each description again; the text is exactly what
-    `orjson.dumps` of the record as a dict would give.
+    `cells` (code_cells): each raw diagnosis cell of the chunk -> (normalized code, its facts or None,
+    the diagnosis's JSON after its position), made once per chunk, so a diagnosis costs one
+    dictionary lookup. The record is assembled from those JSON pieces (CodeFacts.shown): measured,
+    that halves the cost of a line against building dicts and serializing each description again;
+    the text is exactly what `orjson.dumps` of the record as a dict would give.
     """
     edits: list[dict] = []
     for problem in line.problems or ():
         _edit(edits, "MALFORMED_LINE", [], problem)
     service = line.service_date
-    if cells is None:
-        normalized = cell_memo({raw for _, raw in line.dx})
-        cells = {raw: (normalized[raw], facts.get(normalized[raw])) for _, raw in line.dx}
     codes, known, parts = [], [], []
     for pos, raw in line.dx:
-        code, f = cells[raw]
+        code, f, shown = cells[raw]
         codes.append(code)
-        if f is None or f.who_only:
+        if not shown:
             parts.append(_dumps(_unknown(pos, raw, code, f, edits)))
             continue
         known.append(f)
@@ -227,7 +224,7 @@ def code_line(line: ClaimLine, facts: dict[str, CodeFacts], suggestions: dict[st
                 _not_effective(f, service, edits)
         elif not f.current:
             _not_effective(f, service, edits)
-        parts.append(f"{_POSITIONS[pos]}{_dumps(raw)},{f.shown}")
+        parts.append(_POSITIONS[pos] + shown)
     if not codes:
         _edit(edits, "NO_DIAGNOSIS", [], "the line has no diagnosis code")
     else:
@@ -309,7 +306,9 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
     get = facts.get
     for raw in cells:
         code = normalized[raw]
-        cells[raw] = (code, get(code))
+        f = get(code)
+        # A known code's diagnosis JSON after its position, made once per distinct cell of the chunk.
+        cells[raw] = (code, f, "" if f is None or f.who_only else f"{_dumps(raw)},{f.shown}")
     suggestions = suggest(sorted(texts)) if texts else {}
     rows, statuses, edit_counts = [], dict.fromkeys(("ok", "warning", "error"), 0), Counter()
     for i, item in enumerate(parsed):
@@ -317,7 +316,7 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
             malformed = malformed_record(first_line + i, records[i], item)
             record, status, edits = _dumps(malformed), "error", malformed["edits"]
         else:
-            record, status, edits = code_line(item, facts, suggestions, cells)
+            record, status, edits = code_line(item, cells, suggestions)
         statuses[status] += 1
         if edits:
             edit_counts.update({e["edit"] for e in edits})
