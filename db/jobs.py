@@ -52,7 +52,7 @@ def insert_job(conn: Connection, owner: str, kind: str, idempotency_key: str | N
 def store_upload(conn: Connection, job_id: uuid.UUID, pieces: Iterable[bytes]) -> int:
     """COPY the upload's pieces (streamed, in order) into job_uploads; returns the piece count."""
     return copy_rows(conn, "job_uploads", ("job_id", "seq", "data"),
-                     ((job_id, seq, piece) for seq, piece in enumerate(pieces)))
+                     ((job_id, seq, piece) for seq, piece in enumerate(pieces)), types=("uuid", "int4", "bytea"))
 
 
 def seal_job(conn: Connection, job_id: uuid.UUID, request_hash: str, header: Sequence[str],
