@@ -60,7 +60,7 @@ class FactsMemo:
         missing = (codes if isinstance(codes, set) else set(codes)).difference(memo)
         if missing:
             found: dict[str, CodeFacts | None] = dict.fromkeys(missing)
-            found.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)])))
+            found.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)]), found))
             who = who_only_codes()
             for code in missing:
                 if found[code] is None and code in who:
@@ -76,9 +76,10 @@ class FactsMemo:
         memo = self.known(conn, wanted)
         return {c: f for c in wanted if (f := memo.get(c)) is not None}
 
-    def build(self, rows: list[tuple]) -> dict[str, CodeFacts]:
+    def build(self, rows: list[tuple], keys: Mapping[str, object] | None = None) -> dict[str, CodeFacts]:
         """Rows of fetch_claim_rows (active first, then newest) -> CodeFacts from each code's first row,
-        with the effective windows of every release holding it."""
+        with the effective windows of every release holding it. A code that is a key of `keys` is
+        that very string (the memo's key), not a second copy of it (~4 MB over a release's codes)."""
         windows: dict[str, list[tuple[date, date]]] = {}
         first: dict[str, tuple] = {}
         for row in rows:
@@ -86,7 +87,9 @@ class FactsMemo:
             first.setdefault(row[0], row)
         built = {}
         shared = self.windows
+        same = {k: k for k in keys} if keys else {}
         for code, (_, dotted, description, billable, seventh, active, _, _, facts) in first.items():
+            code = same.get(code, code)
             parsed = self.parsed.get(facts)  # thousands of codes share their ancestors' notes
             if parsed is None:
                 value = orjson.loads(facts)

@@ -9,6 +9,7 @@ edits a coder should look at, `ok` otherwise.
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,7 +55,7 @@ class CodeFacts:
     shown: str = field(init=False, default="")  # a diagnosis's JSON fields after position and input
 
     def __post_init__(self) -> None:
-        self.cat = self.code[:3]
+        self.cat = sys.intern(self.code[:3])  # ~2,000 categories, not one string per code
         edits: list = []
         if self.who_only:
             _edit(edits, "INVALID_CODE", [self.dotted], self.who_only)
