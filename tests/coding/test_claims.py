@@ -213,5 +213,18 @@ def test_the_category_prefilter_never_hides_an_excludes1_conflict(conn):
                 flagged += 1
                 assert _may_conflict([a, b]), (a.code, b.code)
     assert flagged > 100 and checked > flagged
-    assert not _may_conflict([facts[sample[0]], partners[next(c for c in partners if c[0] not in "ST" and
-                                                                  c[0] not in facts[sample[0]].excludes1)]])
+    a = facts[sample[0]]
+    apart = next(partners[c] for c in sorted(partners)  # neither code's Excludes1 reaches the other's letter
+                 if c[0] not in a.excludes1 and a.code[0] not in partners[c].excludes1)
+    assert not _may_conflict([a, apart])
+
+
+def test_cells_are_normalized_together_as_one_by_one():
+    from coding.claims import cell_codes, normalize
+
+    plain = ["e11.9", "I10", "s52.501a", "Z3A.39", "QA0.8"]
+    assert cell_codes(plain) == {c: normalize(c) for c in plain} == {
+        "e11.9": "E119", "I10": "I10", "s52.501a": "S52501A", "Z3A.39": "Z3A39", "QA0.8": "QA08"}
+    odd = ["E11 .9", "I10", "J18\n.9", "k21.9\t"]  # whitespace and a line break inside (quoted cells)
+    assert cell_codes(odd) == {c: normalize(c) for c in odd}
+    assert cell_codes(odd)["J18\n.9"] == "J189" and cell_codes([]) == {}
