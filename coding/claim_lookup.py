@@ -15,6 +15,7 @@ not seen, and a newly loaded release starts the memo afresh.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 import orjson
@@ -32,17 +33,25 @@ SUGGESTIONS = 3  # ranked codes per dx_text
 MEMO_LIMIT = 200_000  # codes per process (ICD-10-CM has ~75,000; the rest are bad codes seen)
 
 
+@dataclass
+class _State:
+    """What the memo holds for one state of the loaded releases; replaced whole, never emptied, so a
+    thread always reads facts, notes and categories of one and the same state."""
+
+    release: tuple | None = None  # db.codes.releases_state it was built under
+    facts: dict[str, CodeFacts | None] = field(default_factory=dict)
+    # claim facts JSON -> (excludes1_index, manifestation, excludes1_categories)
+    parsed: dict[str, tuple[dict, bool, frozenset[str] | None]] = field(default_factory=dict)
+    categories: list[str] = field(default_factory=list)  # of every loaded release, sorted
+    windows: dict[tuple, tuple] = field(default_factory=dict)  # one tuple per distinct set of windows
+
+
 class FactsMemo:
     """Per-process CodeFacts (None for a code no release holds), for one state of the loaded releases
     at a time (a release loaded or made active starts it afresh)."""
 
     def __init__(self) -> None:
-        self.release: tuple | None = None  # db.codes.releases_state the memo was built under
-        self.facts: dict[str, CodeFacts | None] = {}
-        # claim facts JSON -> (excludes1_index, manifestation, excludes1_categories)
-        self.parsed: dict[str, tuple[dict, bool, frozenset[str] | None]] = {}
-        self.categories: list[str] | None = None  # of every loaded release, sorted
-        self.windows: dict[tuple, tuple] = {}  # one tuple per distinct set of effective windows
+        self.state = _State()
 
     def known(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts | None]:
         """The memo, holding every one of `codes` (None for a code no release holds); read it with
@@ -53,21 +62,22 @@ class FactsMemo:
         gains complete entries, all of a batch in one `dict.update`; a thread that does not see a
         code yet fetches it too."""
         release = releases_state(conn)  # a release loaded beside the active one changes windows too
-        if release != self.release or len(self.facts) > MEMO_LIMIT:
-            self.release, self.facts, self.parsed, self.windows = release, {}, {}, {}
-            self.categories = categories(conn)
-        memo = self.facts
+        state = self.state
+        if release != state.release or len(state.facts) > MEMO_LIMIT:
+            state = self.state = _State(release, categories=categories(conn))
+        memo = state.facts
         missing = (codes if isinstance(codes, set) else set(codes)).difference(memo)
         if missing:
             found: dict[str, CodeFacts | None] = dict.fromkeys(missing)
-            found.update(self.build(fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)]), found))
+            rows = fetch_claim_rows(conn, [c for c in missing if CODE_RE.match(c)])
+            found.update(self.build(state, rows, found))
             who = who_only_codes()
             for code in missing:
                 if found[code] is None and code in who:
                     info = unknown_code(code)
                     found[code] = CodeFacts(code=code, dotted=info.dotted, description="", billable=False,
                                             who_only=info.message)
-            memo.update(found)  # the local `memo`: a thread starting the memo afresh meanwhile leaves it whole
+            memo.update(found)
         return memo
 
     def lookup(self, conn: Connection, codes: Iterable[str]) -> dict[str, CodeFacts]:
@@ -76,7 +86,8 @@ class FactsMemo:
         memo = self.known(conn, wanted)
         return {c: f for c in wanted if (f := memo.get(c)) is not None}
 
-    def build(self, rows: list[tuple], keys: Mapping[str, object] | None = None) -> dict[str, CodeFacts]:
+    @staticmethod
+    def build(state: _State, rows: list[tuple], keys: Mapping[str, object] | None = None) -> dict[str, CodeFacts]:
         """Rows of fetch_claim_rows (active first, then newest) -> CodeFacts from each code's first row,
         with the effective windows of every release holding it. A code that is a key of `keys` is
         that very string (the memo's key), not a second copy of it (~4 MB over a release's codes)."""
@@ -86,16 +97,16 @@ class FactsMemo:
             windows.setdefault(row[0], []).append((row[6], row[7]))
             first.setdefault(row[0], row)
         built = {}
-        shared = self.windows
+        shared, cache = state.windows, state.parsed
         same = {k: k for k in keys} if keys else {}
         for code, (_, dotted, description, billable, seventh, active, _, _, facts) in first.items():
             code = same.get(code, code)
-            parsed = self.parsed.get(facts)  # thousands of codes share their ancestors' notes
+            parsed = cache.get(facts)  # thousands of codes share their ancestors' notes
             if parsed is None:
                 value = orjson.loads(facts)
                 ranges = [tuple(r) for r in value["x"]]
-                parsed = self.parsed[facts] = (excludes1_index(ranges), value["m"],
-                                               excludes1_categories(ranges, self.categories or []))
+                parsed = cache[facts] = (excludes1_index(ranges), value["m"],
+                                         excludes1_categories(ranges, state.categories))
             releases = tuple(sorted(windows[code]))
             built[code] = CodeFacts(
                 code=code, dotted=dotted, description=description, billable=billable, requires_seventh=seventh,

@@ -180,6 +180,41 @@ def test_a_thread_resolving_codes_another_is_still_fetching_gets_them_all(conn, 
     assert set(answers["second"]) == set(answers["first"]) == {"E119", "I10"}
 
 
+def test_a_thread_starting_the_memo_afresh_never_leaves_another_without_categories(conn, database_url,
+                                                                                  monkeypatch):
+    """While one thread is still reading the categories for a new memo, another resolving codes must
+    not build facts with none (their Excludes1 prefilter would then hide every conflict)."""
+    import threading
+
+    from coding import claim_lookup
+    from coding.claims import _may_conflict
+    from db.engine import get_engine
+
+    memo = claim_lookup.FactsMemo()
+    reading, go_on = threading.Event(), threading.Event()
+    real_categories = claim_lookup.categories
+
+    def slow_for_the_first(connection):
+        if threading.current_thread().name == "first":
+            reading.set()
+            go_on.wait(10)
+        return real_categories(connection)
+
+    monkeypatch.setattr(claim_lookup, "categories", slow_for_the_first)
+
+    def first() -> None:
+        with get_engine(database_url).connect() as own:
+            memo.lookup(own, ["I10"])
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    assert reading.wait(10)
+    found = memo.lookup(conn, ["E133311", "E119"])  # while the first is still reading categories
+    go_on.set()
+    thread.join(10)
+    assert _may_conflict([found["E133311"], found["E119"]])  # E13's Excludes1 names E11
+
+
 def test_the_category_prefilter_never_hides_an_excludes1_conflict(conn):
     """Lines skip the pair checks when no code's Excludes1 categories meet another code's category;
     for codes at the edges of every range (where a category test would go wrong first) and random
