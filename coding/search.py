@@ -11,9 +11,9 @@ import heapq
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, groupby, islice
+from itertools import chain, islice
 from operator import itemgetter
 
 from sqlalchemy.engine import Connection
@@ -147,7 +147,7 @@ def _candidates(index: SearchIndex, variants: list[dict[str, float]]) -> list[in
     holding every matched token, failing that those holding the most."""
     matched = [found for found in variants if found]
     if len(matched) == 1:  # one word: the first ids of its postings are the most general entries
-        return list(islice(_ascending(index, matched[0]), MAX_CANDIDATES))
+        return _ascending(index, matched[0], MAX_CANDIDATES)
     sets = [index.postings[next(iter(found))] if len(found) == 1
             else set().union(*(index.postings[v] for v in found)) for found in matched]
     if not sets:
@@ -158,17 +158,20 @@ def _candidates(index: SearchIndex, variants: list[dict[str, float]]) -> list[in
         return heapq.nsmallest(MAX_CANDIDATES, both) if len(both) > MAX_CANDIDATES else sorted(both)
     # Counter counts in C: no Python loop over what may be tens of thousands of entries.
     counts = Counter(chain.from_iterable(
-        islice(_ascending(index, found), COUNT_WINDOW) if len(entries) > COUNT_WINDOW else entries
+        _ascending(index, found, COUNT_WINDOW) if len(entries) > COUNT_WINDOW else entries
         for found, entries in zip(matched, sets, strict=True)))
     most = max(counts.values())
     return heapq.nsmallest(MAX_CANDIDATES, (e for e, c in counts.items() if c == most))
 
 
-def _ascending(index: SearchIndex, found: dict[str, float]) -> Iterator[int]:
-    """Entry ids holding any of a token's words, ascending, without duplicates."""
+def _ascending(index: SearchIndex, found: dict[str, float], limit: int) -> list[int]:
+    """The first `limit` entry ids holding any of a token's words, ascending, without duplicates.
+    Sorting the lists' heads together runs in C (Timsort merges the sorted runs), where heapq.merge
+    stepped in Python: 3-4x faster for a last token that starts 25 words ("gas")."""
     if len(found) == 1:
-        return iter(index.ordered[next(iter(found))])
-    return (e for e, _ in groupby(heapq.merge(*(index.ordered[v] for v in found))))
+        return index.ordered[next(iter(found))][:limit]
+    merged = sorted(chain.from_iterable(index.ordered[v][:limit] for v in found))
+    return list(islice(dict.fromkeys(merged), limit))
 
 
 def _checks(variants: list[dict[str, float]], weights: list[float]) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
