@@ -1,6 +1,8 @@
 """Which cache keys exist in Redis, known without asking it: the write-behind announces the keys it
-writes on a pub/sub channel, in the same pipeline as the writes, and each process keeps the keys it
-has heard announced.
+writes, with their values, on a pub/sub channel, in the same pipeline as the writes; each process
+keeps the keys it has heard announced and hands the values to whoever asked for them (`on_value`:
+the search keeps them in its in-process memo, so a query another process answered a moment ago is
+answered here without a Redis round trip).
 
 Why: a search this process has not answered costs ~0.45 ms in the in-process index, and asking
 Redis first cost ~0.3 ms more on a loaded 2-core machine — for nothing, since most first-time
@@ -14,7 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import redis
 
 from cache.tags import PREFIX
@@ -37,6 +42,7 @@ class Announced(ProcessThread):
         self.url = url
         self.keys: set[str] = set()
         self.listening = threading.Event()  # set while subscribed
+        self.on_value: Callable[[str, Any], None] | None = None  # called in this thread, per value
 
     def __contains__(self, key: str) -> bool:
         self.ensure_started()
@@ -64,10 +70,24 @@ class Announced(ProcessThread):
                     continue
                 if len(self.keys) > MAX_KEYS:
                     self.keys = set()
-                self.keys.update(message["data"].decode().split("\n"))
+                self._heard(message["data"])
         finally:
             pubsub.close()
             client.close()
+
+
+    def _heard(self, data: bytes) -> None:
+        if data[:1] != b"[":  # keys alone, one a line (as an earlier version announced them)
+            self.keys.update(data.decode().split("\n"))
+            return
+        pairs = orjson.loads(data)
+        self.keys.update(key for key, _ in pairs)
+        if self.on_value is not None:
+            for key, value in pairs:
+                try:
+                    self.on_value(key, value)
+                except Exception as err:  # noqa: BLE001 - a consumer's failure must not stop the listener
+                    log.warning("cache announcement not taken (%s)", type(err).__name__)
 
 
 announced = PerProcess(Announced)  # announced(cache_url): the process's announced keys for that cache

@@ -105,8 +105,8 @@ class Cache:
     def set_many(self, items: Mapping[str, Any], ttl: int = DEFAULT_TTL, tags: Iterable[str] = (),
                  key_tags: Mapping[str, Iterable[str]] | None = None, announce: str | None = None) -> bool:
         """Store every item for `ttl` seconds, registered under `tags` (all keys) and `key_tags`
-        (per key), in one pipeline round trip; with `announce`, the keys are also published on that
-        channel in the same round trip (cache.announce)."""
+        (per key), in one pipeline round trip; with `announce`, the keys and their values are also
+        published on that channel in the same round trip (cache.announce)."""
         if not items:
             return True
         members: dict[str, list[str]] = {tag_key(t): list(items) for t in tags}
@@ -122,7 +122,7 @@ class Cache:
                 pipe.sadd(tag, *keys)
                 pipe.expire(tag, TAG_TTL)  # outlives every member; Redis 6.2 has no EXPIRE GT
             if announce:
-                pipe.publish(announce, "\n".join(items))
+                pipe.publish(announce, orjson.dumps([[key, value] for key, value in items.items()]))
             pipe.execute()
 
         return self._call(write, default=False) is not False

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from cache.announce import announced
 from cache.client import Cache
-from cache.tags import cache_key, tags_for
+from cache.tags import PREFIX, cache_key, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
@@ -357,6 +357,13 @@ class Memo:
 
 holder = IndexHolder()
 memo = Memo()
+_SEARCH_KEYS = f"{PREFIX}search:"  # cache_key("search", ...)
+
+
+def _take_announced(key: str, value) -> None:
+    """A search answer another process (or this one) wrote to Redis: kept in the memo."""
+    if key.startswith(_SEARCH_KEYS) and isinstance(value, list):
+        memo.put(key, value)
 
 
 def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict], bool]:
@@ -367,8 +374,12 @@ def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict]
     if results is not None:
         return results, True
     # Redis only for a key another process announced it wrote: asking it for every first-time
-    # query cost more than the ranking it could save (cache.announce).
-    results = cache.get(key) if cache is not None and key in announced(cache.url) else None
+    # query cost more than the ranking it could save (cache.announce). Announced values land in the
+    # memo as they are heard, so Redis is asked only for those the memo has since let go.
+    listener = announced(cache.url) if cache is not None else None
+    if listener is not None and listener.on_value is None:
+        listener.on_value = _take_announced
+    results = cache.get(key) if listener is not None and key in listener else None
     if results is not None:
         memo.put(key, results)
         return results, True

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import orjson
+
 from cache.announce import CHANNEL
 from cache.client import Cache
 from cache.tags import PREFIX
@@ -54,7 +56,7 @@ def test_writes_arriving_one_by_one_share_pipelines(endpoints) -> None:
     while sum(map(len, heard)) < len(keys) and time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.2)
         if message and marker.encode() in message["data"]:
-            heard.append(message["data"].decode().split("\n"))
+            heard.append([key for key, _ in orjson.loads(message["data"])])
     pubsub.close()
     assert sorted(k for batch in heard for k in batch) == sorted(keys)
     assert len(heard) <= 6

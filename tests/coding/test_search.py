@@ -147,3 +147,30 @@ def test_skipping_candidates_that_cannot_reach_the_top_changes_no_result(index, 
     assert sum(stops) > 20  # many queries did stop early
     monkeypatch.setattr(search_module._Ceiling, "below_top", lambda *a: False)
     assert [search_index(index, q) for q in queries] == pruned
+
+
+def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, endpoints) -> None:
+    """Another process's answer, announced with its value, lands in this process's memo: the query is
+    answered here without ranking it and without asking Redis (which no longer holds it)."""
+    import uuid
+
+    from cache.announce import announced
+    from cache.client import shared_cache
+    from cache.tags import cache_key, tags_for
+    from cache.writer import write_behind
+    from coding import search as engine
+    from tests.waiting import eventually
+
+    cache = shared_cache(endpoints.cache_url)
+    release = holder.get(conn).release_id or 0
+    query = Query(f"asthma attack {uuid.uuid4().hex[:8]}", 5)
+    key = cache_key("search", release, query.text, query.limit, query.chapter, query.billable)
+    listener = announced(cache.url)
+    search(conn, cache, Query("asthma", 5))  # this process now takes announced values
+    assert eventually(listener.listening.is_set)
+    written = [{"code": "J45.901", "description": "as another process ranked it", "billable": True,
+                "score": 1.0, "chapter": 10}]
+    write_behind(cache).set(key, written, 60, tags_for("search", release))  # as another process would
+    assert eventually(lambda: key in engine.memo.items)
+    cache.redis.delete(key)
+    assert search(conn, cache, query) == (written, True)
