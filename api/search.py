@@ -14,7 +14,7 @@ from api.codes import cache
 from api.context import db
 from api.errors import ApiError
 from coding.analyze import MAX_TEXT, analyze_texts, summarize
-from coding.search import SearchError, holder, parse_query, search
+from coding.search import SearchError, holder, parse_query, search, take_announced_answers
 from db.searchlog import search_log
 
 bp = Blueprint("search", __name__)
@@ -23,12 +23,14 @@ MAX_SYMPTOMS = 100
 
 @bp.record_once
 def _warm(state) -> None:
-    """Build the search index in the background as a web worker starts, not on the first search.
+    """Build the search index in the background as a web worker starts, not on the first search, and
+    keep the answers other processes announce.
 
     Only where WARM_SEARCH_INDEX is set (the Procfile's web entry): a Celery parent process must not
     run a thread while it forks its pool (a fork in the middle of an import deadlocks the child)."""
     if not state.app.config.get("WARM_SEARCH_INDEX"):
         return
+    take_announced_answers()  # a web process: other processes' fresh answers serve its repeats too
     url = state.app.config["DATABASE_URL"]
 
     def build() -> None:

@@ -338,6 +338,9 @@ class Memo:
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
+        # Whether this process keeps the answers other processes announce (web processes: see
+        # take_announced_answers); a worker coding dx_text has no use for the API's traffic.
+        self.takes_announced = False
         self.items: OrderedDict[str, list[dict]] = OrderedDict()
         self.lock = threading.Lock()
 
@@ -360,9 +363,15 @@ memo = Memo()
 _SEARCH_KEYS = f"{PREFIX}search:"  # cache_key("search", ...)
 
 
+def take_announced_answers() -> None:
+    """From now on this process keeps in its memo the search answers any process announces writing
+    (cache.announce), so a query another process has just answered costs it no Redis round trip."""
+    memo.takes_announced = True
+
+
 def _take_announced(key: str, value) -> None:
     """A search answer another process (or this one) wrote to Redis: kept in the memo."""
-    if key.startswith(_SEARCH_KEYS) and isinstance(value, list):
+    if memo.takes_announced and key.startswith(_SEARCH_KEYS) and isinstance(value, list):
         memo.put(key, value)
 
 
@@ -377,7 +386,7 @@ def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict]
     # query cost more than the ranking it could save (cache.announce). Announced values land in the
     # memo as they are heard, so Redis is asked only for those the memo has since let go.
     listener = announced(cache.url) if cache is not None else None
-    if listener is not None and listener.on_value is None:
+    if listener is not None and memo.takes_announced and listener.on_value is None:
         listener.on_value = _take_announced
     results = cache.get(key) if listener is not None and key in listener else None
     if results is not None:

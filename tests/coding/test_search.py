@@ -149,9 +149,9 @@ def test_skipping_candidates_that_cannot_reach_the_top_changes_no_result(index, 
     assert [search_index(index, q) for q in queries] == pruned
 
 
-def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, endpoints) -> None:
-    """Another process's answer, announced with its value, lands in this process's memo: the query is
-    answered here without ranking it and without asking Redis (which no longer holds it)."""
+def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, endpoints, monkeypatch) -> None:
+    """In a web process, another process's answer, announced with its value, lands in the memo: the
+    query is answered without ranking it and without asking Redis (which no longer holds it)."""
     import uuid
 
     from cache.announce import announced
@@ -166,6 +166,8 @@ def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, en
     query = Query(f"asthma attack {uuid.uuid4().hex[:8]}", 5)
     key = cache_key("search", release, query.text, query.limit, query.chapter, query.billable)
     listener = announced(cache.url)
+    monkeypatch.setattr(engine.memo, "takes_announced", False)
+    engine.take_announced_answers()  # as a web process does as it starts
     search(conn, cache, Query("asthma", 5))  # this process now takes announced values
     assert eventually(listener.listening.is_set)
     written = [{"code": "J45.901", "description": "as another process ranked it", "billable": True,
