@@ -124,7 +124,7 @@ def warm_facts(conn: Connection, batch: int = 5_000) -> int:
     In batches, so the rows fetched leave little freed memory behind for the pool processes to map."""
     codes = active_codes(conn, billable=True)
     for i in range(0, len(codes), batch):
-        _memo.lookup(conn, codes[i:i + batch])
+        _memo.known(conn, set(codes[i:i + batch]))
     return len(codes)
 
 

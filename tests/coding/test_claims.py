@@ -263,3 +263,21 @@ def test_cells_are_normalized_together_as_one_by_one():
     odd = ["E11 .9", "I10", "J18\n.9", "k21.9\t"]  # whitespace and a line break inside (quoted cells)
     assert cell_codes(odd) == {c: normalize(c) for c in odd}
     assert cell_codes(odd)["J18\n.9"] == "J189" and cell_codes([]) == {}
+
+
+def test_warming_builds_every_billable_code_so_chunks_fetch_none(conn, monkeypatch):
+    """What a worker does before forking its pool: afterwards a chunk of billable codes needs no query."""
+    from sqlalchemy import text
+
+    from coding import claim_lookup
+
+    monkeypatch.setattr(claim_lookup, "_memo", claim_lookup.FactsMemo())
+    billable = conn.execute(text("SELECT count(*) FROM icd_codes WHERE active AND billable")).scalar()
+    assert claim_lookup.warm_facts(conn) == billable > 70_000
+
+    def no_query(*_):
+        raise AssertionError("fetched facts the warm-up should have built")
+
+    monkeypatch.setattr(claim_lookup, "fetch_claim_rows", no_query)
+    found = claim_lookup.known_facts(conn, {"E119", "I10", "S52501A", "O80"})
+    assert all(found[c].billable for c in ("E119", "I10", "S52501A", "O80"))
