@@ -75,7 +75,6 @@ class Announced(ProcessThread):
             pubsub.close()
             client.close()
 
-
     def _heard(self, data: bytes) -> None:
         if data[:1] != b"[":  # keys alone, one a line (as an earlier version announced them)
             self.keys.update(data.decode().split("\n"))

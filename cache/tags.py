@@ -36,12 +36,17 @@ def tags_for(kind: str, release_id: int, chapter: int | None = None) -> list[str
     return tags
 
 
+def kind_prefix(kind: str) -> str:
+    """What every key of one kind starts with."""
+    return f"{PREFIX}{kind}:"
+
+
 def cache_key(kind: str, release_id: int, *parts: object) -> str:
     """A key for `parts`; long or free-text parts are hashed so keys stay short and safe."""
     rest = ":".join(str(p) for p in parts)
     if len(rest) > 64 or any(c in rest for c in " *?[]\\"):
         rest = hashlib.blake2b(rest.encode(), digest_size=16).hexdigest()
-    return f"{PREFIX}{kind}:{release_id}:{rest}"
+    return f"{kind_prefix(kind)}{release_id}:{rest}"
 
 
 def code_key(code: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from cache.announce import announced
 from cache.client import Cache
-from cache.tags import PREFIX, cache_key, tags_for
+from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
@@ -360,7 +360,7 @@ class Memo:
 
 holder = IndexHolder()
 memo = Memo()
-_SEARCH_KEYS = f"{PREFIX}search:"  # cache_key("search", ...)
+_SEARCH_KEYS = kind_prefix("search")
 
 
 def take_announced_answers() -> None:

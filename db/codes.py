@@ -41,8 +41,8 @@ def fetch_with_prefixes(conn: Connection, codes: Sequence[str]) -> list[dict]:
 
 def active_codes(conn: Connection, billable: bool = False) -> list[str]:
     """Every code of the active release (with `billable`, the billable ones)."""
-    where = "active AND billable" if billable else "active"
-    return list(conn.execute(text(f"SELECT code FROM icd_codes WHERE {where}")).scalars())  # noqa: S608
+    return list(conn.execute(text("SELECT code FROM icd_codes WHERE active AND (billable OR NOT :billable)"),
+                             {"billable": billable}).scalars())
 
 
 def categories(conn: Connection) -> list[str]:

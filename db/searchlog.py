@@ -25,6 +25,7 @@ MAX_BUFFER = 50_000  # beyond this (database down for long) the oldest rows are 
 class SearchLog(BatchFlusher):
     name = "search-log"
     interval = FLUSH_EVERY
+    batch = FLUSH_AT
 
     def __init__(self, database_url: str) -> None:
         super().__init__()
@@ -33,10 +34,7 @@ class SearchLog(BatchFlusher):
 
     def add(self, query: str, results: int, latency_ms: float, cache_hit: bool) -> None:
         self.rows.append((datetime.now(UTC), query[:200], results, round(latency_ms, 3), cache_hit))
-        if len(self.rows) >= FLUSH_AT:
-            self.queued(len(self.rows))
-        else:
-            self.ensure_started()
+        self.queued(len(self.rows))
 
     def failed(self, err: Exception) -> None:
         log.warning("search log not written (%s); will retry", type(err).__name__)

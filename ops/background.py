@@ -70,10 +70,13 @@ class BatchFlusher(ProcessThread):
         self.full = threading.Event()
 
     def queued(self, count: int) -> None:
-        """Producers: `count` items are now waiting (the thread is started on first use)."""
+        """Producers: `count` items are now waiting (the thread is started on first use). A flusher
+        with an `interval` is woken early only by a full batch; one without, by any work."""
         self.ensure_started()
         if count >= self.batch:
             self.full.set()
+        elif self.interval is not None:
+            return
         if not self.wake.is_set():
             self.wake.set()
 
