@@ -71,7 +71,7 @@ class SearchIndex:
             position = len(index.codes)
             lowered = description.lower()
             index.codes.append(CodeRecord(code, dotted, description, billable, chapter, depth, seventh,
-                                          seven or empty, "unspecified" in lowered or " nos" in lowered))
+                                          seven or empty, _unspecified(lowered)))
             index.by_code[code] = position
             for text, inclusion in ((description, False), *((t, True) for t in inclusions)):
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
@@ -187,16 +187,33 @@ def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]])
             continue
         current, seen = header, 0
         while current in children and seen < 4:
-            unspecified = [k for k in children[current] if index.codes[k].unspecified]
-            if not unspecified:
+            step = _default_step(index, children[current])
+            if step is None:
                 break
-            # By convention the last character 9 (or 0) is "unspecified" at that level.
-            current = min(unspecified, key=lambda k: (index.codes[k].code[-1] != "9", index.codes[k].code[-1] != "0",
-                                                      len(index.codes[k].description), index.codes[k].code))
+            current = step
             seen += 1
         if current != header and (index.codes[current].billable or index.codes[current].requires_seventh):
             defaults[header] = current
     return defaults
+
+
+def _default_step(index: SearchIndex, kids: list[int]) -> int | None:
+    """The child a term without detail goes to, one level down, as the Alphabetic Index sends an NOS
+    term: the "unspecified" child (by convention its last character is 9, or 0); failing one, the
+    child "without" the complication its siblings add ("Graves' disease" -> E05.00, "... without
+    thyrotoxic crisis"; "ketoacidosis" -> E11.10, "... without coma"); failing that, "Other ..." as
+    the 8 ("Ascites" -> R18.8, beside "Malignant ascites")."""
+    codes = index.codes
+    unspecified = [k for k in kids if codes[k].unspecified]
+    if unspecified:
+        return min(unspecified, key=lambda k: (codes[k].code[-1] != "9", codes[k].code[-1] != "0",
+                                               len(codes[k].description), codes[k].code))
+    without = [k for k in kids if " without " in codes[k].description]
+    if without:
+        return min(without, key=lambda k: (-codes[k].description.count(" without "), codes[k].code[-1] != "0",
+                                           len(codes[k].description), codes[k].code))
+    other = [k for k in kids if codes[k].description.startswith("Other ") and codes[k].code[-1] == "8"]
+    return other[0] if len(other) == 1 else None
 
 
 def _priors(index: SearchIndex, priors: dict[str, float]) -> dict[int, float]:
@@ -208,3 +225,9 @@ def _priors(index: SearchIndex, priors: dict[str, float]) -> dict[int, float]:
                 found[position] = priors[record.code[:n]]
                 break
     return found
+
+
+def _unspecified(lowered: str) -> bool:
+    """Whether a description says it is the no-detail code ("..., unspecified", "NOS", "not
+    specified as recurrent")."""
+    return "unspecified" in lowered or " nos" in lowered or "not specified" in lowered

@@ -24,7 +24,7 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import ENCOUNTER, expand, synonyms, tokens
+from coding.terms import ENCOUNTER, NEUTRAL, rewrite, synonyms, tokens
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -297,9 +297,50 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if coded is not None:
         return coded
     table = synonyms()
-    words = expand(query.text)
-    preferred = table.preferred.get(frozenset(words), ())
-    return rank(index, words, query, preferred)
+    toks = tokens(query.text)
+    words = _split_compounds(index, rewrite(toks, table.rewrites, table.longest))
+    preferred = table.preferred.get(frozenset(words))
+    if preferred is None and words != toks and _names_an_entry(index, toks):
+        words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
+    if preferred is None:  # a misspelt common term ("hypertenstion") keeps its canonical code
+        fixed = [_corrected(index, w) for w in toks]
+        if fixed != toks:
+            preferred = table.preferred.get(frozenset(rewrite(fixed, table.rewrites, table.longest)))
+    return rank(index, words, query, preferred or ())
+
+
+def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:
+    """Whether some title or inclusion term is exactly these words (beside "unspecified", "NOS")."""
+    if len(toks) < 2 or any(t not in index.postings for t in toks):
+        return False
+    wanted = frozenset(toks)
+    sets = sorted((index.postings[t] for t in wanted), key=len)
+    entry_tokens = index.entry_tokens
+    return any(frozenset(entry_tokens[e]) - NEUTRAL == wanted for e in sets[0].intersection(*sets[1:]))
+
+
+def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
+    """A word the index does not hold that is two words it does, written together ("preeclampsia"
+    for "pre-eclampsia", "hyperkalaemia" aside): both words. Only where no typo correction is near,
+    so a misspelling is not taken apart."""
+    out: list[str] = []
+    for word in toks:
+        if len(word) >= 7 and word not in index.postings and not word.isdigit() and not index.variants(word, last=False):
+            split = next(((word[:i], word[i:]) for i in range(3, len(word) - 2)
+                          if word[:i] in index.postings and word[i:] in index.postings), None)
+            if split is not None:
+                out.extend(split)
+                continue
+        out.append(word)
+    return out
+
+
+def _corrected(index: SearchIndex, word: str) -> str:
+    """The one index word a misspelt word stands for (the closest, when it is alone), else the word."""
+    if word in index.postings or word.isdigit():
+        return word
+    found = index.variants(word, last=False)
+    return next(iter(found)) if len(found) == 1 else word
 
 
 Connect = Connection | Callable[[], Connection]  # a connection, or how to get one if needed

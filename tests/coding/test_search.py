@@ -53,6 +53,40 @@ def test_an_inclusion_term_is_found(index) -> None:
     assert "I1A.0" in top(index, "treatment resistant hypertension")[:3]
 
 
+def test_a_header_term_without_detail_goes_to_the_child_without_the_complication(index) -> None:
+    # No child says "unspecified": the one "without" what its siblings add, else "Other ..." (.8).
+    assert top(index, "graves disease")[0] == "E05.00"  # without thyrotoxic crisis or storm
+    assert top(index, "diabetic ketoacidosis")[0] == "E11.10"  # with ketoacidosis without coma
+    assert top(index, "ascites")[0] == "R18.8"  # beside R18.0 malignant ascites
+    assert top(index, "inguinal hernia")[0] == "K40.90"  # "not specified as recurrent"
+
+
+def test_a_word_written_together_is_found_as_its_two_words(index) -> None:
+    assert top(index, "preeclampsia")[0].startswith("O14.9")  # "pre-eclampsia" in the classification
+
+
+def test_a_misspelt_common_term_keeps_its_canonical_code(index) -> None:
+    assert top(index, "hypertenstion")[0] == "I10"
+    assert top(index, "asthama")[0] == "J45.909"
+
+
+def test_a_title_as_written_is_not_rewritten_by_a_synonym_of_one_of_its_words(index) -> None:
+    # "depression" alone is rewritten to major depressive disorder; the title F53.0 is not.
+    assert top(index, "postpartum depression")[0] == "F53.0"
+    assert top(index, "depression")[0] in ("F32.9", "F32.A")
+
+
+def test_curated_abbreviations_and_lay_terms_of_the_held_out_phrases(index) -> None:
+    assert top(index, "SVT")[0] == "I47.10"
+    assert top(index, "AAA")[0] == "I71.40"
+    assert top(index, "TMJ")[0] == "M26.609"
+    assert top(index, "earwax")[0] == "H61.20"
+    assert top(index, "bunion")[0] == "M20.10"
+    assert top(index, "head lice")[0] == "B85.0"
+    assert top(index, "SI joint pain")[0].startswith("M")  # not suicidal ideation
+    assert top(index, "hypoglycemia without diabetes")[0] == "E16.2"
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
