@@ -24,7 +24,7 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import ENCOUNTER, NEUTRAL, rewrite, synonyms, tokens
+from coding.terms import ENCOUNTER, FRAMING, NEUTRAL, rewrite, synonyms, tokens
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -33,6 +33,7 @@ SEARCH_TTL = 6 * 3600
 MAX_CANDIDATES = 400
 COUNT_WINDOW = 20000  # entries per token considered when no entry holds every token
 ALTERNATIVE_WEIGHT = 0.9
+FRAMING_MISS = 0.6
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -192,6 +193,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     weights = [max((index.idf[v] for v in found), default=4.0) for found in variants]
     total = sum(weights) or 1.0
     checks = _checks(variants, weights)
+    # A query's framing words (terms.FRAMING): an entry holding none of a framing word's index words
+    # keeps FRAMING_MISS of its score (a bound the early stop can still rely on: scores only fall).
+    framing = tuple(candidates for (candidates, _), term in zip(checks, terms, strict=True)
+                    if term in FRAMING and candidates)
     query_words = frozenset(word for found in variants for word in found)
     filtered = query.chapter is not None or query.billable is not None
     # Most candidates share the same few query words and sizes: score each (words, size) once.
@@ -212,6 +217,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         score = partial.get(key)
         if score is None:
             score = partial[key] = _match_score(checks, key[0], size, total)
+            if framing and any(key[0].isdisjoint(words) for words in framing):
+                score = partial[key] = score * FRAMING_MISS
         score = score + bonus - malus + prior
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes

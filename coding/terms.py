@@ -25,6 +25,12 @@ STOPWORDS = _set("a an the of and or in on to by for at as from is are was be be
                  "presented complains complaining reports reported states stated noted cc dx")
 # Words that say "nothing more specific": a description made of them is a good generic answer.
 NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere classified")
+# Words that say what kind of code is wanted rather than which condition: "history of DVT" is a
+# personal-history code (Z86.718), "screening for depression" a screening encounter (Z13.31). An
+# entry without such a word of the query scores far lower, whatever else it shares with it.
+FRAMING = _set("history screening counseling status presence aftercare examination encounter refill "
+               "prescription vaccination immunization prophylactic observation suspected fitting "
+               "adjustment removal")
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 

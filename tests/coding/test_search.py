@@ -87,6 +87,13 @@ def test_curated_abbreviations_and_lay_terms_of_the_held_out_phrases(index) -> N
     assert top(index, "hypoglycemia without diabetes")[0] == "E16.2"
 
 
+def test_a_framing_word_asks_for_that_kind_of_code(index) -> None:
+    # "history" and "screening" decide the code's kind; the condition's own codes rank below.
+    assert top(index, "hx of dvt")[0] == "Z86.718"
+    assert top(index, "screening mammography")[0] == "Z12.31"
+    assert top(index, "dvt")[0].startswith("I82.4")
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
