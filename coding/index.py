@@ -11,13 +11,17 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 
 from coding.terms import ENCOUNTER, NEUTRAL, deletes, edit_distance, max_typos, synonyms, tokens
 
 FUZZY_WEIGHT = 0.8
+TRIGRAM_WEIGHT = 0.7
+TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
+TRIGRAM_SIMILARITY = 0.45
 PREFIX_WEIGHT = 0.85
 # Parentheses hold nonessential modifiers ("Essential (primary) hypertension"): they match, but
 # do not make a description more specific.
@@ -58,6 +62,7 @@ class SearchIndex:
     # the curated prior), computed once here rather than per candidate per search, in one tuple (one
     # lookup in the ranking loop). The parts are kept apart so the sums round as one would write them.
     entry_facts: list[tuple[int, int, float, float, float]] = field(default_factory=list)
+    _trigrams: dict[str, tuple[int, ...]] | None = field(default=None, repr=False)  # see similar()
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -117,9 +122,11 @@ class SearchIndex:
                 0.02 * inclusion + 0.04 * record.description.startswith("Other"), index.prior.get(position, 0.0))
         return index
 
-    def variants(self, token: str, last: bool) -> dict[str, float]:
+    def variants(self, token: str, last: bool, trigrams: bool = True) -> dict[str, float]:
         """Index words standing for a query token, with their weight: itself (1.0), its typo
-        corrections (closest only), and for the last token of a query, the words it starts."""
+        corrections (closest only), failing those the most similar long word by trigrams (a
+        misspelling past two edits, another form of the word: "hypertriglyceridaemia"), and for the
+        last token of a query, the words it starts."""
         found: dict[str, float] = {}
         if token in self.postings:
             found[token] = 1.0
@@ -135,6 +142,10 @@ class SearchIndex:
                 best = min(s[0] for s in scored)
                 for _, _, word in sorted(s for s in scored if s[0] == best)[:3]:
                     found[word] = FUZZY_WEIGHT
+        if not found and trigrams and len(token) >= TRIGRAM_MIN and not token.isdigit():
+            word = self.similar(token)
+            if word is not None:
+                found[word] = TRIGRAM_WEIGHT
         if last and len(token) >= 3 and not token.isdigit():
             start = bisect.bisect_left(self.vocabulary, token)
             for word in self.vocabulary[start:start + 40]:
@@ -142,6 +153,33 @@ class SearchIndex:
                     break
                 found.setdefault(word, PREFIX_WEIGHT)
         return found
+
+    def similar(self, token: str) -> str | None:
+        """The long index word sharing the most trigrams with `token` (Jaccard >= TRIGRAM_SIMILARITY),
+        from a trigram map of the long words built on first use (~9,000 words, ~1.5 MB)."""
+        grams = self._trigrams
+        if grams is None:
+            built: dict[str, list[int]] = defaultdict(list)
+            for number, word in enumerate(self._long_words):
+                for gram in _grams(word):
+                    built[gram].append(number)
+            grams = self._trigrams = {gram: tuple(ids) for gram, ids in built.items()}
+        wanted = _grams(token)
+        shared = Counter(chain.from_iterable(grams.get(gram, ()) for gram in wanted))
+        best, best_score = None, TRIGRAM_SIMILARITY
+        for number, count in shared.most_common(20):
+            word = self._long_words[number]
+            score = count / (len(wanted) + len(_grams(word)) - count)
+            if score > best_score or (score == best_score and best is not None and word < best):
+                best, best_score = word, score
+        return best
+
+    @property
+    def _long_words(self) -> list[str]:
+        words = self.__dict__.get("_long")
+        if words is None:
+            words = self.__dict__["_long"] = [w for w in self.vocabulary if len(w) >= TRIGRAM_MIN and not w.isdigit()]
+        return words
 
     def code_prefix(self, prefix: str, limit: int) -> list[int]:
         """Codes starting with `prefix`, in code order (the code itself first)."""
@@ -165,6 +203,11 @@ class SearchIndex:
                     best = (char, overlap)
         char = best[0]
         return record.code.ljust(6, "X") + char, options.get(char, "")
+
+
+def _grams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}
 
 
 @lru_cache(maxsize=256)

@@ -332,7 +332,7 @@ def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
     so a misspelling is not taken apart."""
     out: list[str] = []
     for word in toks:
-        if len(word) >= 7 and word not in index.postings and not word.isdigit() and not index.variants(word, last=False):
+        if len(word) >= 7 and word not in index.postings and not word.isdigit() and not index.variants(word, last=False, trigrams=False):
             split = next(((word[:i], word[i:]) for i in range(3, len(word) - 2)
                           if word[:i] in index.postings and word[i:] in index.postings), None)
             if split is not None:

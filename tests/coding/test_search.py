@@ -94,6 +94,11 @@ def test_a_framing_word_asks_for_that_kind_of_code(index) -> None:
     assert top(index, "dvt")[0].startswith("I82.4")
 
 
+def test_a_long_word_past_two_typos_is_matched_by_its_trigrams(index) -> None:
+    # Three edits from "hyperglyceridemia" (E78.1 "Pure hyperglyceridemia"): no typo correction reaches it.
+    assert top(index, "hypertriglyceridaemia")[0] == "E78.1"
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
