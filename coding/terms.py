@@ -24,7 +24,7 @@ STOPWORDS = _set("a an the of and or in on to by for at as from is are was be be
                  "my his her their patient pt pts c o co h having has have had very with presents presenting "
                  "presented complains complaining reports reported states stated noted cc dx")
 # Words that say "nothing more specific": a description made of them is a good generic answer.
-NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere classified")
+NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere classified uncomplicated")
 # Words that say what kind of code is wanted rather than which condition: "history of DVT" is a
 # personal-history code (Z86.718), "screening for depression" a screening encounter (Z13.31). An
 # entry without such a word of the query scores far lower, whatever else it shares with it.
