@@ -99,6 +99,12 @@ def test_a_long_word_past_two_typos_is_matched_by_its_trigrams(index) -> None:
     assert top(index, "hypertriglyceridaemia")[0] == "E78.1"
 
 
+def test_uncomplicated_is_the_no_detail_code_and_arthritis_nos_is_osteoarthritis(index) -> None:
+    assert top(index, "marijuana use")[0] == "F12.90"  # uncomplicated, not "with unspecified disorder"
+    assert top(index, "hip arthritis")[0].startswith("M16")  # osteoarthritis of hip, not septic arthritis
+    assert top(index, "rheumatoid arthritis")[0] == "M06.9"  # a named kind is kept
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
