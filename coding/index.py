@@ -249,7 +249,9 @@ def _default_step(index: SearchIndex, kids: list[int]) -> int | None:
     codes = index.codes
     unspecified = [k for k in kids if codes[k].unspecified]
     if unspecified:
-        return min(unspecified, key=lambda k: (codes[k].code[-1] != "9", codes[k].code[-1] != "0",
+        # Most "unspecified" first: C85.90 "..., unspecified, unspecified site" before C85.99 "..., extranodal".
+        return min(unspecified, key=lambda k: (-codes[k].description.lower().count("unspecified"),
+                                               codes[k].code[-1] != "9", codes[k].code[-1] != "0",
                                                len(codes[k].description), codes[k].code))
     without = [k for k in kids if " without " in codes[k].description]
     if without:

@@ -24,7 +24,7 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import ENCOUNTER, FRAMING, NEUTRAL, rewrite, synonyms, tokens
+from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, NEUTRAL, rewrite, synonyms, tokens
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -188,9 +188,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     """Score entries for the query words; one result per code, best first."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
     table = synonyms()
-    variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1), table.alternatives)
-                for i, w in enumerate(terms)]
-    weights = [max((index.idf[v] for v in found), default=4.0) for found in variants]
+    variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in DESCRIPTORS),
+                                   table.alternatives) for i, w in enumerate(terms)]
+    weights = [max((index.idf[v] for v in found), default=4.0) * (DESCRIPTOR_WEIGHT if term in DESCRIPTORS else 1.0)
+               for found, term in zip(variants, terms, strict=True)]
     total = sum(weights) or 1.0
     checks = _checks(variants, weights)
     # A query's framing words (terms.FRAMING): an entry holding none of a framing word's index words
@@ -307,6 +308,8 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     toks = tokens(query.text)
     words = _split_compounds(index, rewrite(toks, table.rewrites, table.longest))
     preferred = table.preferred.get(frozenset(words))
+    if preferred is None and DESCRIPTORS.intersection(words):  # "fever in child": fever's code
+        preferred = table.preferred.get(frozenset(words) - DESCRIPTORS)
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
     if preferred is None:  # a misspelt common term ("hypertenstion") keeps its canonical code

@@ -31,6 +31,11 @@ NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere 
 FRAMING = _set("history screening counseling status presence aftercare examination encounter refill "
                "prescription vaccination immunization prophylactic observation suspected fitting "
                "adjustment removal")
+# Words about the patient rather than the condition ("fever in child", "dehydration in elderly"):
+# they weigh DESCRIPTOR_WEIGHT of a word in matching, enough to break ties ("child abuse").
+DESCRIPTORS = _set("child children kid kids infant baby babies toddler adult elderly geriatric boy girl man "
+                   "woman men women adolescent teen teenager young aged")
+DESCRIPTOR_WEIGHT = 0.3
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 

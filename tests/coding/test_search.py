@@ -105,6 +105,12 @@ def test_uncomplicated_is_the_no_detail_code_and_arthritis_nos_is_osteoarthritis
     assert top(index, "rheumatoid arthritis")[0] == "M06.9"  # a named kind is kept
 
 
+def test_words_about_the_patient_only_break_ties(index) -> None:
+    assert top(index, "fever in child")[0] == "R50.9"
+    assert top(index, "obesity in child")[0] == "E66.9"  # not obesity complicating childbirth
+    assert top(index, "child abuse")[0].startswith("T74")
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
