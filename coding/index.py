@@ -63,13 +63,17 @@ class SearchIndex:
     # lookup in the ranking loop). The parts are kept apart so the sums round as one would write them.
     entry_facts: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     _trigrams: dict[str, tuple[int, ...]] | None = field(default=None, repr=False)  # see similar()
+    # Code index -> the words its title says it is "without" ("... without heart failure"), and those
+    # it says it is "with": a query naming the one or the other (or "without" it) is told apart (rank()).
+    without: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
+    with_: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
         """The index of `rows` (fetch_search_rows), which it empties as it goes: a worker coding
         dx_text builds this beside its claim memo, and the rows are ~15 MB of the build's peak."""
         index = cls(release_id)
-        raw: list[tuple[int, list[str], bool, int]] = []
+        raw: list[tuple[int, list[str], bool, int, tuple]] = []
         words: dict[str, str] = {}  # one string object per distinct token (measured: -40 MB)
         empty: dict[str, str] = {}
         for code, dotted, description, billable, chapter, depth, inclusions, seventh, seven, _ in rows:
@@ -78,10 +82,11 @@ class SearchIndex:
             index.codes.append(CodeRecord(code, dotted, description, billable, chapter, depth, seventh,
                                           seven or empty, _unspecified(lowered)))
             index.by_code[code] = position
+            qualified = _qualified(description)  # the title's, for its inclusion terms too
             for text, inclusion in ((description, False), *((t, True) for t in inclusions)):
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
                 toks = [words.setdefault(t, t) for t in tokens(text)]
-                raw.append((position, toks, inclusion, max(1, len(essential))))
+                raw.append((position, toks, inclusion, max(1, len(essential)), qualified))
         parents = [(r[0], r[9]) for r in rows]
         rows.clear()
         # Entry ids in order of size: the first ids of any candidate set are the most general terms.
@@ -89,8 +94,12 @@ class SearchIndex:
         postings: dict[str, set[int]] = defaultdict(set)
         ordered: dict[str, list[int]] = defaultdict(list)
         inclusions: list[bool] = []  # per entry: an inclusion term, not the title
-        for entry, (position, toks, inclusion, size) in enumerate(raw):
+        for entry, (position, toks, inclusion, size, (without, with_)) in enumerate(raw):
             index.entry_facts.append((position, size))  # completed below, once the priors are known
+            if without:
+                index.without[position] = without
+            if with_:
+                index.with_[position] = with_
             inclusions.append(inclusion)
             index.entry_tokens.append(tuple(dict.fromkeys(toks)))
             for tok in toks:
@@ -203,6 +212,24 @@ class SearchIndex:
                     best = (char, overlap)
         char = best[0]
         return record.code.ljust(6, "X") + char, options.get(char, "")
+
+
+_WITHOUT = re.compile(r"\bwithout ([^,()\[\]]+?)(?=\bwith\b|,|\(|\[|$)")
+_WITH = re.compile(r"\bwith ([^,()\[\]]+?)(?=\bwith|,|\(|\[|$)")
+
+
+def _qualified(text: str) -> tuple[tuple[frozenset[str], ...], tuple[frozenset[str], ...]]:
+    """What a title says it is without, and what it says it is with, as word sets ("Hypertensive heart
+    disease without heart failure" -> ({heart, failure},), ()); "or" and "and" part them."""
+    lowered = text.lower()
+    if " with" not in lowered:
+        return (), ()
+    return _phrases(_WITHOUT.findall(lowered)), _phrases(_WITH.findall(lowered))
+
+
+def _phrases(found: list[str]) -> tuple[frozenset[str], ...]:
+    parts = (frozenset(tokens(part)) - NEUTRAL for text in found for part in re.split(r" or | and ", text))
+    return tuple(dict.fromkeys(part for part in parts if part))
 
 
 def _grams(word: str) -> set[str]:

@@ -34,6 +34,7 @@ MAX_CANDIDATES = 400
 COUNT_WINDOW = 20000  # entries per token considered when no entry holds every token
 ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
+CONTRADICTION = 0.8
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -206,6 +207,11 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     best: dict[int, float] = {}
     ceiling = _Ceiling(checks, total, index.max_prior)
     last_size = 0
+    # "with" and "without": a title without what the query names, or with what it says it is without.
+    without_, with_ = index.without, index.with_
+    negative = "without" in words
+    core = frozenset(terms) - {"without"}
+    qualified = bool(without_ or with_) and len(core) > 1
     for entry in _candidates(index, variants):
         position, size, bonus, malus, prior = entry_facts[entry]
         if size != last_size:  # candidates come in order of size: a new size may rule out the rest
@@ -221,6 +227,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             if framing and any(key[0].isdisjoint(words) for words in framing):
                 score = partial[key] = score * FRAMING_MISS
         score = score + bonus - malus + prior
+        if qualified and (position in without_ or position in with_):
+            score *= _contradiction(position, without_, with_, core, negative)
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
@@ -229,7 +237,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     for header in defaults.keys() & best.keys():  # a default child is billable, never a header itself
         score, child = best[header], defaults[header]
         if _keep(index.codes[child], query):
-            best[child] = max(best.get(child, 0.0), score + 0.01)
+            boost = score + 0.01
+            if qualified and (child in without_ or child in with_):  # "GERD with esophagitis": not K21.9
+                boost *= _contradiction(child, without_, with_, core, negative)
+            best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - 0.05
     for rank_, code in enumerate(preferred):
         position = index.by_code.get(code)
@@ -237,6 +248,13 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
     asked = set(words)
     return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
+
+
+def _contradiction(position: int, without_: dict, with_: dict, core: frozenset[str], negative: bool) -> float:
+    """CONTRADICTION for a code whose title says it is without a word of the query (the query not
+    saying "without"), or with a word the query says it is without; else 1."""
+    said = (with_ if negative else without_).get(position, ())
+    return CONTRADICTION if any(phrase <= core for phrase in said) else 1.0
 
 
 class _Ceiling:
@@ -308,8 +326,8 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     toks = tokens(query.text)
     words = _split_compounds(index, rewrite(toks, table.rewrites, table.longest))
     preferred = table.preferred.get(frozenset(words))
-    if preferred is None and DESCRIPTORS.intersection(words):  # "fever in child": fever's code
-        preferred = table.preferred.get(frozenset(words) - DESCRIPTORS)
+    if preferred is None and _FILLER.intersection(words):  # "fever in child", "CHF unspecified"
+        preferred = table.preferred.get(frozenset(words) - _FILLER)
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
     if preferred is None:  # a misspelt common term ("hypertenstion") keeps its canonical code
@@ -317,6 +335,10 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         if fixed != toks:
             preferred = table.preferred.get(frozenset(rewrite(fixed, table.rewrites, table.longest)))
     return rank(index, words, query, preferred or ())
+
+
+# Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
+_FILLER = DESCRIPTORS | NEUTRAL | {"encounter"}
 
 
 def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:

@@ -7,6 +7,7 @@ sides of a match are normalized the same way.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -49,8 +50,15 @@ def stem(word: str) -> str:
     return word
 
 
+# Slash shorthand, before the slash parts it: "w/o" is without, "w/" with, "s/p" status post.
+_SHORTHAND = re.compile(r"\b(w/o|w/|s/p|h/o)(?=\W|\d|$|[a-z])", re.IGNORECASE)
+_SHORTHAND_WORDS = {"w/o": " without ", "w/": " with ", "s/p": " status post ", "h/o": " history of "}
+
+
 def tokens(text: str) -> list[str]:
     """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept."""
+    if "/" in text:
+        text = _SHORTHAND.sub(lambda m: _SHORTHAND_WORDS[m[1].lower()], text)
     return [stem(w) for w in words(text) if w not in STOPWORDS]
 
 

@@ -111,6 +111,18 @@ def test_words_about_the_patient_only_break_ties(index) -> None:
     assert top(index, "child abuse")[0].startswith("T74")
 
 
+def test_with_and_without_tell_codes_apart(index) -> None:
+    # K21.9 says "without esophagitis": a query naming esophagitis goes to K21.0-, one saying
+    # "w/o" to K21.9; "w/" is with, "w/o" without.
+    assert top(index, "gerd w/ esophagitis")[0].startswith("K21.0")
+    assert top(index, "gerd w/o esophagitis")[0] == "K21.9"
+    assert top(index, "cystitis with hematuria")[0].endswith("1")  # N30.x1, not N30.x0 "without hematuria"
+    # A code whose title is "without" what the query names falls below those with it.
+    assert "I11.9" not in top(index, "hypertensive heart disease heart failure", 3)
+    assert "N30.90" not in top(index, "cystitis with hematuria", 3)
+    assert "K21.9" not in top(index, "gerd with esophagitis", 3)
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
