@@ -24,7 +24,7 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, NEUTRAL, rewrite, synonyms, tokens
+from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, NEUTRAL, SITE_WEIGHT, SITES, rewrite, synonyms, tokens
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -189,9 +189,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     """Score entries for the query words; one result per code, best first."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
     table = synonyms()
+    site_only = all(t in SITES or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
     variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in DESCRIPTORS),
                                    table.alternatives) for i, w in enumerate(terms)]
-    weights = [max((index.idf[v] for v in found), default=4.0) * (DESCRIPTOR_WEIGHT if term in DESCRIPTORS else 1.0)
+    weights = [max((index.idf[v] for v in found), default=4.0) * _term_weight(term, site_only)
                for found, term in zip(variants, terms, strict=True)]
     total = sum(weights) or 1.0
     checks = _checks(variants, weights)
@@ -248,6 +249,12 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
     asked = set(words)
     return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
+
+
+def _term_weight(term: str, site_only: bool) -> float:
+    if term in DESCRIPTORS:
+        return DESCRIPTOR_WEIGHT
+    return SITE_WEIGHT if term in SITES and not site_only else 1.0
 
 
 def _contradiction(position: int, without_: dict, with_: dict, core: frozenset[str], negative: bool) -> float:

@@ -37,6 +37,12 @@ FRAMING = _set("history screening counseling status presence aftercare examinati
 DESCRIPTORS = _set("child children kid kids infant baby babies toddler adult elderly geriatric boy girl man "
                    "woman men women adolescent teen teenager young aged")
 DESCRIPTOR_WEIGHT = 0.3
+# Body sites as lay people name them: in "eczema hands" the condition decides and the site narrows
+# it; a code with the site but another condition (an abscess of the hand) must not win.
+SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest knee knees shoulder hip "
+             "ankle wrist elbow finger fingers toe toes thumb eye eyes ear ears nose mouth lip lips skin "
+             "scalp forehead cheek jaw belly stomach groin buttock thigh calf shin heel")
+SITE_WEIGHT = 0.6
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 

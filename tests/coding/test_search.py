@@ -123,6 +123,11 @@ def test_with_and_without_tell_codes_apart(index) -> None:
     assert "K21.9" not in top(index, "gerd with esophagitis", 3)
 
 
+def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) -> None:
+    assert top(index, "eczema hands")[0].startswith(("L30", "L20"))  # dermatitis, not an abscess of hand
+    assert top(index, "knee pain")[0] == "M25.569"  # a site with a symptom still decides among its codes
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
