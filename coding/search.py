@@ -24,7 +24,7 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, NEUTRAL, SITE_WEIGHT, SITES, rewrite, synonyms, tokens
+from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, NEUTRAL, SITE_WEIGHT, SITES, synonyms, tokens
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -331,7 +331,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         return coded
     table = synonyms()
     toks = tokens(query.text)
-    words = _split_compounds(index, rewrite(toks, table.rewrites, table.longest))
+    words = _split_compounds(index, table.rewrite(toks))
     preferred = table.preferred.get(frozenset(words))
     if preferred is None and _FILLER.intersection(words):  # "fever in child", "CHF unspecified"
         preferred = table.preferred.get(frozenset(words) - _FILLER)
@@ -340,7 +340,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if preferred is None:  # a misspelt common term ("hypertenstion") keeps its canonical code
         fixed = [_corrected(index, w) for w in toks]
         if fixed != toks:
-            preferred = table.preferred.get(frozenset(rewrite(fixed, table.rewrites, table.longest)))
+            preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
     return rank(index, words, query, preferred or ())
 
 

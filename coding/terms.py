@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -29,7 +29,7 @@ NEUTRAL = _set("unspecified nos site not specified organism part type elsewhere 
 # Words that say what kind of code is wanted rather than which condition: "history of DVT" is a
 # personal-history code (Z86.718), "screening for depression" a screening encounter (Z13.31). An
 # entry without such a word of the query scores far lower, whatever else it shares with it.
-FRAMING = _set("history screening counseling status presence aftercare examination encounter refill "
+FRAMING = _set("history family screening counseling status presence aftercare examination encounter refill "
                "prescription vaccination immunization prophylactic observation suspected fitting "
                "adjustment removal")
 # Words about the patient rather than the condition ("fever in child", "dehydration in elderly"):
@@ -78,6 +78,12 @@ class Synonyms:
     preferred: dict[frozenset[str], tuple[str, ...]]
     alternatives: dict[str, tuple[str, ...]]
     priors: dict[str, float]  # code prefix (no dot) -> score nudge
+    # The same phrases of two or more words keyed by their words sorted: "back pain lower" is "lower
+    # back pain" (a bag that two phrases share with different meanings is left out).
+    unordered: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+
+    def rewrite(self, toks: list[str]) -> list[str]:
+        return rewrite(toks, self.rewrites, self.longest, self.unordered)
 
 
 def _rows(name: str) -> Iterable[dict[str, str]]:
@@ -98,16 +104,26 @@ def synonyms() -> Synonyms:
         preferred[key] = tuple(c.strip().replace(".", "") for c in row["codes"].split())
     alternatives = {stem(r["word"]): tuple(tokens(r["alternatives"])) for r in _rows("alternatives.csv")}
     priors = {r["prefix"].replace(".", ""): float(r["adjustment"]) for r in _rows("priors.csv")}
-    return Synonyms(rewrites, max(map(len, rewrites)), preferred, alternatives, priors)
+    bags: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for source, target in rewrites.items():
+        if len(set(source)) > 1:
+            bags.setdefault(tuple(sorted(source)), set()).add(target)
+    unordered = {bag: next(iter(targets)) for bag, targets in bags.items() if len(targets) == 1}
+    return Synonyms(rewrites, max(map(len, rewrites)), preferred, alternatives, priors, unordered)
 
 
-def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], longest: int) -> list[str]:
-    """Replace the longest known phrases first, left to right ("sugar diabetes" -> "diabetes mellitus")."""
+def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], longest: int,
+            unordered: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> list[str]:
+    """Replace the longest known phrases first, left to right ("sugar diabetes" -> "diabetes mellitus");
+    with `unordered`, a run of words is also a phrase in any order of its words."""
     out: list[str] = []
     i = 0
     while i < len(toks):
         for n in range(min(longest, len(toks) - i), 0, -1):
-            target = rewrites.get(tuple(toks[i:i + n]))
+            window = tuple(toks[i:i + n])
+            target = rewrites.get(window)
+            if target is None and unordered and n > 1:
+                target = unordered.get(tuple(sorted(window)))
             if target is not None:
                 out.extend(target)
                 i += n
@@ -121,7 +137,7 @@ def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], l
 def expand(text: str) -> list[str]:
     """A query's tokens after the curated rewrites."""
     table = synonyms()
-    return rewrite(tokens(text), table.rewrites, table.longest)
+    return table.rewrite(tokens(text))
 
 
 def deletes(word: str, depth: int) -> set[str]:

@@ -128,6 +128,15 @@ def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) ->
     assert top(index, "knee pain")[0] == "M25.569"  # a site with a symptom still decides among its codes
 
 
+def test_a_curated_phrase_is_found_in_any_order_of_its_words(index) -> None:
+    assert top(index, "back pain lower")[0] == top(index, "lower back pain")[0] == "M54.50"
+
+
+def test_family_history_is_a_family_history_code(index) -> None:
+    assert top(index, "family history of colon cancer")[0].startswith("Z80")
+    assert top(index, "fh breast cancer")[0] == "Z80.3"
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
