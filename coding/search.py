@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import re
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -24,7 +25,7 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, NEUTRAL, SITE_WEIGHT, SITES, synonyms, tokens
+from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, MODIFIERS, NEUTRAL, SITE_WEIGHT, SITES, stem, synonyms, tokens
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -163,7 +164,11 @@ def _candidates(index: SearchIndex, variants: list[dict[str, float]]) -> list[in
         _ascending(index, found, COUNT_WINDOW) if len(entries) > COUNT_WINDOW else entries
         for found, entries in zip(matched, sets, strict=True)))
     most = max(counts.values())
-    return heapq.nsmallest(MAX_CANDIDATES, (e for e, c in counts.items() if c == most))
+    best = heapq.nsmallest(MAX_CANDIDATES // 2, (e for e, c in counts.items() if c == most))
+    # And each word's own most general entries: taken by size alone, the best of a rare word (the
+    # condition of "insomnia chronic") were crowded out by those of a common one ("chronic").
+    share = max(1, MAX_CANDIDATES // (2 * len(matched)))
+    return sorted(set(best).union(*(_ascending(index, found, share) for found in matched)))
 
 
 def _ascending(index: SearchIndex, found: dict[str, float], limit: int) -> list[int]:
@@ -189,11 +194,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     """Score entries for the query words; one result per code, best first."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
     table = synonyms()
-    site_only = all(t in SITES or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
+    site_only = all(t in SITES or t in DESCRIPTORS or t in MODIFIERS for t in terms)  # "knee": the site is the query
     variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in DESCRIPTORS),
                                    table.alternatives) for i, w in enumerate(terms)]
-    weights = [max((index.idf[v] for v in found), default=4.0) * _term_weight(term, site_only)
-               for found, term in zip(variants, terms, strict=True)]
+    weights = [_idf(index, found) * _term_weight(term, site_only) for found, term in zip(variants, terms, strict=True)]
     total = sum(weights) or 1.0
     checks = _checks(variants, weights)
     # A query's framing words (terms.FRAMING): an entry holding none of a framing word's index words
@@ -251,10 +255,20 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
 
 
+def _idf(index: SearchIndex, found: dict[str, float]) -> float:
+    """A query word's weight: the idf of its strongest index words (the word itself when the index
+    has it), not of a rare word it merely starts ("chronic" is not as rare as "chronicum"), times
+    their strength (a word the index has only as a typo's correction counts for less)."""
+    if not found:
+        return 4.0
+    strongest = max(found.values())  # below 1 for a word known only by a typo: it counts for less
+    return strongest * max(index.idf[v] for v, strength in found.items() if strength == strongest)
+
+
 def _term_weight(term: str, site_only: bool) -> float:
     if term in DESCRIPTORS:
         return DESCRIPTOR_WEIGHT
-    return SITE_WEIGHT if term in SITES and not site_only else 1.0
+    return SITE_WEIGHT if (term in SITES or term in MODIFIERS) and not site_only else 1.0
 
 
 def _contradiction(position: int, without_: dict, with_: dict, core: frozenset[str], negative: bool) -> float:
@@ -330,7 +344,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if coded is not None:
         return coded
     table = synonyms()
-    toks = tokens(query.text)
+    toks = tokens(_joined(index, query.text) if "-" in query.text else query.text)
     words = _split_compounds(index, table.rewrite(toks))
     preferred = table.preferred.get(frozenset(words))
     if preferred is None and _FILLER.intersection(words):  # "fever in child", "CHF unspecified"
@@ -356,6 +370,15 @@ def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:
     sets = sorted((index.postings[t] for t in wanted), key=len)
     entry_tokens = index.entry_tokens
     return any(frozenset(entry_tokens[e]) - NEUTRAL == wanted for e in sets[0].intersection(*sets[1:]))
+
+
+_HYPHENATED = re.compile(r"\b([a-z]+)-([a-z]+)\b")
+
+
+def _joined(index: SearchIndex, text: str) -> str:
+    """A hyphenated word the index holds written together: "pre-diabetes" is "prediabetes" (R73.03),
+    not "pre" and "diabetes"."""
+    return _HYPHENATED.sub(lambda m: m[1] + m[2] if stem(m[1] + m[2]) in index.postings else m[0], text)
 
 
 def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:

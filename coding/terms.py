@@ -43,6 +43,10 @@ SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest k
              "ankle wrist elbow finger fingers toe toes thumb eye eyes ear ears nose mouth lip lips skin "
              "scalp forehead cheek jaw belly stomach groin buttock thigh calf shin heel")
 SITE_WEIGHT = 0.6
+# Words that qualify a condition (course, severity, side): the same weight as a lay site, for the
+# same reason ("insomnia chronic" is insomnia; "knee pain bilateral" is knee pain, not ocular pain).
+MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent bilateral "
+                 "unilateral right left")
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 

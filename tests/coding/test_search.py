@@ -137,6 +137,20 @@ def test_family_history_is_a_family_history_code(index) -> None:
     assert top(index, "fh breast cancer")[0] == "Z80.3"
 
 
+def test_a_rare_condition_is_not_crowded_out_by_a_common_qualifier(index) -> None:
+    # "chronic" is in 1,500 entries and starts rarer words; no entry says both words.
+    assert top(index, "insomnia chronic")[0].startswith(("G47.0", "F51.0"))
+    assert top(index, "knee pain bilateral")[0].startswith("M25.56")
+
+
+def test_a_hyphenated_word_the_index_writes_together_is_joined(index) -> None:
+    assert top(index, "pre-diabetes")[0] == "R73.03"
+
+
+def test_a_word_known_only_by_a_typo_counts_for_less(index) -> None:
+    assert top(index, "community acquired pneumonia")[0] == "J18.9"
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
