@@ -22,6 +22,7 @@ FUZZY_WEIGHT = 0.8
 TRIGRAM_WEIGHT = 0.7
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45
+VARIANTS_MEMO = 20_000  # looked-up words a process keeps (emptied when full)
 PREFIX_WEIGHT = 0.85
 # Parentheses hold nonessential modifiers ("Essential (primary) hypertension"): they match, but
 # do not make a description more specific.
@@ -63,10 +64,13 @@ class SearchIndex:
     # lookup in the ranking loop). The parts are kept apart so the sums round as one would write them.
     entry_facts: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     _trigrams: dict[str, tuple[int, ...]] | None = field(default=None, repr=False)  # see similar()
+    _variants_memo: dict[tuple[str, bool, bool], dict[str, float]] = field(default_factory=dict, repr=False)
     # Code index -> the words its title says it is "without" ("... without heart failure"), and those
     # it says it is "with": a query naming the one or the other (or "without" it) is told apart (rank()).
     without: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
     with_: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
+    without_words: frozenset[str] = frozenset()  # every word of those, so most queries skip the check
+    with_words: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -107,6 +111,8 @@ class SearchIndex:
                     postings[tok].add(entry)
                     ordered[tok].append(entry)
         index.postings, index.ordered = dict(postings), dict(ordered)
+        index.without_words = frozenset(w for said in index.without.values() for phrase in said for w in phrase)
+        index.with_words = frozenset(w for said in index.with_.values() for phrase in said for w in phrase)
         total = len(raw)
         raw.clear()
         index.idf = {t: math.log(1 + total / len(p)) for t, p in postings.items()}
@@ -132,6 +138,20 @@ class SearchIndex:
         return index
 
     def variants(self, token: str, last: bool, trigrams: bool = True) -> dict[str, float]:
+        """See _variants; a word the index does not hold is looked up once a process (a typo costs
+        a neighbourhood of deletions, a long one trigrams too), the answer copied for the caller."""
+        if token in self.postings and not last:
+            return {token: 1.0}
+        key = (token, last, trigrams)
+        found = self._variants_memo.get(key)
+        if found is None:
+            found = self._variants(token, last, trigrams)
+            if len(self._variants_memo) >= VARIANTS_MEMO:
+                self._variants_memo.clear()
+            self._variants_memo[key] = found
+        return dict(found)
+
+    def _variants(self, token: str, last: bool, trigrams: bool = True) -> dict[str, float]:
         """Index words standing for a query token, with their weight: itself (1.0), its typo
         corrections (closest only), failing those the most similar long word by trigrams (a
         misspelling past two edits, another form of the word: "hypertriglyceridaemia"), and for the
@@ -192,13 +212,10 @@ class SearchIndex:
 
     def code_prefix(self, prefix: str, limit: int) -> list[int]:
         """Codes starting with `prefix`, in code order (the code itself first)."""
-        start = bisect.bisect_left(self.sorted_codes, prefix)
-        out = []
-        for code in self.sorted_codes[start:]:
-            if not code.startswith(prefix) or len(out) >= limit:
-                break
-            out.append(self.by_code[code])
-        return out
+        codes = self.sorted_codes
+        start = bisect.bisect_left(codes, prefix)
+        end = bisect.bisect_left(codes, prefix + "\x7f", start, min(len(codes), start + limit))  # no copy of the list
+        return [self.by_code[code] for code in codes[start:end]]
 
     def seventh_for(self, record: CodeRecord, query: set[str]) -> tuple[str, str]:
         """The 7th character a query asks for (its encounter words), else the initial encounter."""

@@ -213,10 +213,11 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     ceiling = _Ceiling(checks, total, index.max_prior)
     last_size = 0
     # "with" and "without": a title without what the query names, or with what it says it is without.
-    without_, with_ = index.without, index.with_
     negative = "without" in words
     core = frozenset(terms) - {"without"}
-    qualified = bool(without_ or with_) and len(core) > 1
+    # Codes whose title says it is without (with, for a query saying "without") one of its words.
+    said = index.with_ if negative else index.without
+    qualified = len(core) > 1 and not core.isdisjoint(index.with_words if negative else index.without_words)
     for entry in _candidates(index, variants):
         position, size, bonus, malus, prior = entry_facts[entry]
         if size != last_size:  # candidates come in order of size: a new size may rule out the rest
@@ -232,8 +233,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             if framing and any(key[0].isdisjoint(words) for words in framing):
                 score = partial[key] = score * FRAMING_MISS
         score = score + bonus - malus + prior
-        if qualified and (position in without_ or position in with_):
-            score *= _contradiction(position, without_, with_, core, negative)
+        if qualified and position in said:
+            score *= _contradiction(said[position], core)
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
@@ -243,8 +244,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         score, child = best[header], defaults[header]
         if _keep(index.codes[child], query):
             boost = score + 0.01
-            if qualified and (child in without_ or child in with_):  # "GERD with esophagitis": not K21.9
-                boost *= _contradiction(child, without_, with_, core, negative)
+            if qualified and child in said:  # "GERD with esophagitis": not K21.9
+                boost *= _contradiction(said[child], core)
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - 0.05
     for rank_, code in enumerate(preferred):
@@ -271,11 +272,10 @@ def _term_weight(term: str, site_only: bool) -> float:
     return SITE_WEIGHT if (term in SITES or term in MODIFIERS) and not site_only else 1.0
 
 
-def _contradiction(position: int, without_: dict, with_: dict, core: frozenset[str], negative: bool) -> float:
-    """CONTRADICTION for a code whose title says it is without a word of the query (the query not
-    saying "without"), or with a word the query says it is without; else 1."""
-    said = (with_ if negative else without_).get(position, ())
-    return CONTRADICTION if any(phrase <= core for phrase in said) else 1.0
+def _contradiction(phrases: tuple[frozenset[str], ...], core: frozenset[str]) -> float:
+    """CONTRADICTION for a code whose title says it is without what the query names (or, for a query
+    saying "without", with it): one of its phrases all among the query's words; else 1."""
+    return CONTRADICTION if any(phrase <= core for phrase in phrases) else 1.0
 
 
 class _Ceiling:
@@ -351,8 +351,9 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         preferred = table.preferred.get(frozenset(words) - _FILLER)
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
-    if preferred is None:  # a misspelt common term ("hypertenstion") keeps its canonical code
-        fixed = [_corrected(index, w) for w in toks]
+    postings = index.postings
+    if preferred is None and any(w not in postings for w in toks):  # a misspelt common term
+        fixed = [_corrected(index, w) for w in toks]  # ("hypertenstion") keeps its canonical code
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
     return rank(index, words, query, preferred or ())
@@ -401,7 +402,7 @@ def _corrected(index: SearchIndex, word: str) -> str:
     """The one index word a misspelt word stands for (the closest, when it is alone), else the word."""
     if word in index.postings or word.isdigit():
         return word
-    found = index.variants(word, last=False)
+    found = index.variants(word, last=False, trigrams=False)
     return next(iter(found)) if len(found) == 1 else word
 
 
