@@ -231,7 +231,7 @@ class SearchIndex:
         return record.code.ljust(6, "X") + char, options.get(char, "")
 
 
-_WITHOUT = re.compile(r"\bwithout ([^,()\[\]]+?)(?=\bwith\b|,|\(|\[|$)")
+_WITHOUT = re.compile(r"\b(?:without|not) ([^,()\[\]]+?)(?=\bwith\b|,|\(|\[|$)")  # "not intractable" too
 _WITH = re.compile(r"\bwith ([^,()\[\]]+?)(?=\bwith|,|\(|\[|$)")
 
 
@@ -239,7 +239,7 @@ def _qualified(text: str) -> tuple[tuple[frozenset[str], ...], tuple[frozenset[s
     """What a title says it is without, and what it says it is with, as word sets ("Hypertensive heart
     disease without heart failure" -> ({heart, failure},), ()); "or" and "and" part them."""
     lowered = text.lower()
-    if " with" not in lowered:
+    if " with" not in lowered and " not " not in lowered:
         return (), ()
     return _phrases(_WITHOUT.findall(lowered)), _phrases(_WITH.findall(lowered))
 

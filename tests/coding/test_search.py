@@ -121,6 +121,8 @@ def test_with_and_without_tell_codes_apart(index) -> None:
     assert "I11.9" not in top(index, "hypertensive heart disease heart failure", 3)
     assert "N30.90" not in top(index, "cystitis with hematuria", 3)
     assert "K21.9" not in top(index, "gerd with esophagitis", 3)
+    # "not intractable" is a negation as "without" is.
+    assert top(index, "migraine with aura intractable")[0] == "G43.119"
 
 
 def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) -> None:
