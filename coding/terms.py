@@ -87,7 +87,10 @@ class Synonyms:
     unordered: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def rewrite(self, toks: list[str]) -> list[str]:
-        return rewrite(toks, self.rewrites, self.longest, self.unordered)
+        """`rewrite`, then once more over what it made: "stomach hurts" -> "stomach pain" ->
+        "abdominal pain" (two passes at most; a rule never feeds itself forever)."""
+        once = rewrite(toks, self.rewrites, self.longest, self.unordered)
+        return once if once == toks else rewrite(once, self.rewrites, self.longest, self.unordered)
 
 
 def _rows(name: str) -> Iterable[dict[str, str]]:
@@ -102,10 +105,6 @@ def synonyms() -> Synonyms:
         source = tuple(tokens(row["term"]))
         if source:
             rewrites[source] = tuple(tokens(row["means"]))
-    preferred: dict[frozenset[str], tuple[str, ...]] = {}
-    for row in _rows("preferred.csv"):
-        key = frozenset(rewrite(tokens(row["term"]), rewrites, max(map(len, rewrites))))
-        preferred[key] = tuple(c.strip().replace(".", "") for c in row["codes"].split())
     alternatives = {stem(r["word"]): tuple(tokens(r["alternatives"])) for r in _rows("alternatives.csv")}
     priors = {r["prefix"].replace(".", ""): float(r["adjustment"]) for r in _rows("priors.csv")}
     bags: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
@@ -113,7 +112,11 @@ def synonyms() -> Synonyms:
         if len(set(source)) > 1:
             bags.setdefault(tuple(sorted(source)), set()).add(target)
     unordered = {bag: next(iter(targets)) for bag, targets in bags.items() if len(targets) == 1}
-    return Synonyms(rewrites, max(map(len, rewrites)), preferred, alternatives, priors, unordered)
+    table = Synonyms(rewrites, max(map(len, rewrites)), {}, alternatives, priors, unordered)
+    for row in _rows("preferred.csv"):  # keyed as a query is rewritten, so the two meet
+        key = frozenset(table.rewrite(tokens(row["term"])))
+        table.preferred[key] = tuple(c.strip().replace(".", "") for c in row["codes"].split())
+    return table
 
 
 def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], longest: int,

@@ -153,6 +153,11 @@ def test_a_word_known_only_by_a_typo_counts_for_less(index) -> None:
     assert top(index, "community acquired pneumonia")[0] == "J18.9"
 
 
+def test_a_rewrite_is_rewritten_once_more(index) -> None:
+    # "hurts" -> "pain", then "stomach pain" -> abdominal pain (R10.9); one pass left "stomach" "pain".
+    assert top(index, "stomach hurts")[0] == top(index, "stomach pain")[0]
+
+
 def test_codes_any_case_with_or_without_dot(index) -> None:
     assert top(index, "e11.9")[0] == top(index, "E119")[0] == "E11.9"
     assert top(index, "s52.521a") == ["S52.521A"]
