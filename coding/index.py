@@ -63,7 +63,8 @@ class SearchIndex:
     # the curated prior), computed once here rather than per candidate per search, in one tuple (one
     # lookup in the ranking loop). The parts are kept apart so the sums round as one would write them.
     entry_facts: list[tuple[int, int, float, float, float]] = field(default_factory=list)
-    _trigrams: dict[str, tuple[int, ...]] | None = field(default=None, repr=False)  # see similar()
+    # The long words and a trigram -> word numbers map of them, built on first use (see similar()).
+    _trigrams: tuple[list[str], dict[str, tuple[int, ...]]] | None = field(default=None, repr=False)
     _variants_memo: dict[tuple[str, bool, bool], dict[str, float]] = field(default_factory=dict, repr=False)
     # Code index -> the words its title says it is "without" ("... without heart failure"), and those
     # it says it is "with": a query naming the one or the other (or "without" it) is told apart (rank()).
@@ -77,7 +78,7 @@ class SearchIndex:
         """The index of `rows` (fetch_search_rows), which it empties as it goes: a worker coding
         dx_text builds this beside its claim memo, and the rows are ~15 MB of the build's peak."""
         index = cls(release_id)
-        raw: list[tuple[int, list[str], bool, int, tuple]] = []
+        raw: list[tuple[int, list[str], bool, int]] = []
         words: dict[str, str] = {}  # one string object per distinct token (measured: -40 MB)
         empty: dict[str, str] = {}
         for code, dotted, description, billable, chapter, depth, inclusions, seventh, seven, _ in rows:
@@ -86,11 +87,15 @@ class SearchIndex:
             index.codes.append(CodeRecord(code, dotted, description, billable, chapter, depth, seventh,
                                           seven or empty, _unspecified(lowered)))
             index.by_code[code] = position
-            qualified = _qualified(description)  # the title's, for its inclusion terms too
+            without, with_ = _qualified(description)  # the title's, for its inclusion terms too
+            if without:
+                index.without[position] = without
+            if with_:
+                index.with_[position] = with_
             for text, inclusion in ((description, False), *((t, True) for t in inclusions)):
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
                 toks = [words.setdefault(t, t) for t in tokens(text)]
-                raw.append((position, toks, inclusion, max(1, len(essential)), qualified))
+                raw.append((position, toks, inclusion, max(1, len(essential))))
         parents = [(r[0], r[9]) for r in rows]
         rows.clear()
         # Entry ids in order of size: the first ids of any candidate set are the most general terms.
@@ -98,12 +103,8 @@ class SearchIndex:
         postings: dict[str, set[int]] = defaultdict(set)
         ordered: dict[str, list[int]] = defaultdict(list)
         inclusions: list[bool] = []  # per entry: an inclusion term, not the title
-        for entry, (position, toks, inclusion, size, (without, with_)) in enumerate(raw):
+        for entry, (position, toks, inclusion, size) in enumerate(raw):
             index.entry_facts.append((position, size))  # completed below, once the priors are known
-            if without:
-                index.without[position] = without
-            if with_:
-                index.with_[position] = with_
             inclusions.append(inclusion)
             index.entry_tokens.append(tuple(dict.fromkeys(toks)))
             for tok in toks:
@@ -186,29 +187,23 @@ class SearchIndex:
     def similar(self, token: str) -> str | None:
         """The long index word sharing the most trigrams with `token` (Jaccard >= TRIGRAM_SIMILARITY),
         from a trigram map of the long words built on first use (~9,000 words, ~1.5 MB)."""
-        grams = self._trigrams
-        if grams is None:
+        if self._trigrams is None:
+            long_words = [w for w in self.vocabulary if len(w) >= TRIGRAM_MIN and not w.isdigit()]
             built: dict[str, list[int]] = defaultdict(list)
-            for number, word in enumerate(self._long_words):
+            for number, word in enumerate(long_words):
                 for gram in _grams(word):
                     built[gram].append(number)
-            grams = self._trigrams = {gram: tuple(ids) for gram, ids in built.items()}
+            self._trigrams = (long_words, {gram: tuple(ids) for gram, ids in built.items()})
+        long_words, grams = self._trigrams
         wanted = _grams(token)
         shared = Counter(chain.from_iterable(grams.get(gram, ()) for gram in wanted))
         best, best_score = None, TRIGRAM_SIMILARITY
         for number, count in shared.most_common(20):
-            word = self._long_words[number]
+            word = long_words[number]
             score = count / (len(wanted) + len(_grams(word)) - count)
             if score > best_score or (score == best_score and best is not None and word < best):
                 best, best_score = word, score
         return best
-
-    @property
-    def _long_words(self) -> list[str]:
-        words = self.__dict__.get("_long")
-        if words is None:
-            words = self.__dict__["_long"] = [w for w in self.vocabulary if len(w) >= TRIGRAM_MIN and not w.isdigit()]
-        return words
 
     def code_prefix(self, prefix: str, limit: int) -> list[int]:
         """Codes starting with `prefix`, in code order (the code itself first)."""

@@ -25,7 +25,19 @@ from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
-from coding.terms import DESCRIPTOR_WEIGHT, DESCRIPTORS, ENCOUNTER, FRAMING, MODIFIERS, NEUTRAL, SITE_WEIGHT, SITES, stem, synonyms, tokens
+from coding.terms import (
+    DESCRIPTOR_WEIGHT,
+    DESCRIPTORS,
+    ENCOUNTER,
+    FRAMING,
+    MODIFIERS,
+    NEUTRAL,
+    SITE_WEIGHT,
+    SITES,
+    stem,
+    synonyms,
+    tokens,
+)
 from db.codes import active_release_id, fetch_search_rows
 
 MAX_QUERY = 200
@@ -384,11 +396,12 @@ def _joined(index: SearchIndex, text: str) -> str:
 
 def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
     """A word the index does not hold that is two words it does, written together ("preeclampsia"
-    for "pre-eclampsia", "hyperkalaemia" aside): both words. Only where no typo correction is near,
-    so a misspelling is not taken apart."""
+    for "pre-eclampsia"): both words. Only where no typo correction is near, so a misspelling is not
+    taken apart."""
     out: list[str] = []
     for word in toks:
-        if len(word) >= 7 and word not in index.postings and not word.isdigit() and not index.variants(word, last=False, trigrams=False):
+        unknown = len(word) >= 7 and word not in index.postings and not word.isdigit()
+        if unknown and not index.variants(word, last=False, trigrams=False):
             split = next(((word[:i], word[i:]) for i in range(3, len(word) - 2)
                           if word[:i] in index.postings and word[i:] in index.postings), None)
             if split is not None:

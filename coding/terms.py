@@ -141,12 +141,6 @@ def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], l
     return list(dict.fromkeys(out))  # a repeated word adds nothing to a bag-of-words match
 
 
-def expand(text: str) -> list[str]:
-    """A query's tokens after the curated rewrites."""
-    table = synonyms()
-    return table.rewrite(tokens(text))
-
-
 def deletes(word: str, depth: int) -> set[str]:
     """Every string `depth` or fewer deletions away from `word` (SymSpell's neighbourhood)."""
     found = {word}
