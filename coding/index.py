@@ -205,6 +205,14 @@ class SearchIndex:
                 best, best_score = word, score
         return best
 
+    def position_of(self, code: str) -> int | None:
+        """A code's index, a 7-character code's that of its base ("S060X0A" -> S06.0X0, "T189XXA" ->
+        T18.9), whose 7th characters the index keeps as options."""
+        position = self.by_code.get(code)
+        if position is None and len(code) == 7:
+            position = self.by_code.get(code[:6].rstrip("X"))
+        return position
+
     def code_prefix(self, prefix: str, limit: int) -> list[int]:
         """Codes starting with `prefix`, in code order (the code itself first)."""
         codes = self.sorted_codes

@@ -261,7 +261,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - 0.05
     for rank_, code in enumerate(preferred):
-        position = index.by_code.get(code)
+        position = index.position_of(code)
         if position is not None and _keep(index.codes[position], query):
             best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
     asked = set(words)

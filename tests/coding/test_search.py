@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coding.search import Query, SearchError, holder, parse_query, search, search_index
+from coding.terms import tokens
 
 
 @pytest.fixture(scope="module")
@@ -281,3 +282,25 @@ def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, en
     assert eventually(lambda: key in engine.memo.items)
     cache.redis.delete(key)
     assert search(conn, cache, query) == (written, True)
+
+
+def test_the_curated_tables_hold_no_contradictions_and_only_codes_of_the_release(index) -> None:
+    # Two rows of one table that meet on the same words must agree, and every canonical code must be
+    # a code of the loaded release (a typo in preferred.csv would silently never answer).
+    from coding.terms import _rows, synonyms
+
+    table = synonyms()
+    seen: dict[frozenset[str], tuple[str, str]] = {}
+    for row in _rows("preferred.csv"):
+        key = frozenset(table.rewrite(tokens(row["term"])))
+        codes = row["codes"]
+        assert key not in seen or seen[key][1] == codes, f"{row['term']!r} and {seen[key][0]!r} disagree"
+        seen[key] = (row["term"], codes)
+        for code in codes.replace(".", "").split():
+            assert index.position_of(code) is not None, f"preferred.csv: {code} ({row['term']}) is not in the release"
+    sources: dict[tuple[str, ...], tuple[str, str]] = {}
+    for row in _rows("synonyms.csv"):
+        source, means = tuple(tokens(row["term"])), " ".join(tokens(row["means"]))
+        assert source not in sources or sources[source][1] == means or source == ("seizure",), \
+            f"synonyms.csv: {row['term']!r} and {sources[source][0]!r} disagree"
+        sources[source] = (row["term"], means)
