@@ -30,10 +30,9 @@ from coding.terms import (
     DESCRIPTORS,
     ENCOUNTER,
     FRAMING,
-    MODIFIERS,
+    NARROWING,
     NEUTRAL,
     SITE_WEIGHT,
-    SITES,
     stem,
     synonyms,
     tokens,
@@ -48,6 +47,8 @@ COUNT_WINDOW = 20000  # entries per token considered when no entry holds every t
 ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
 CONTRADICTION = 0.8
+# Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
+_FILLER = DESCRIPTORS | NEUTRAL | {"encounter"}
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -206,7 +207,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     """Score entries for the query words; one result per code, best first."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
     table = synonyms()
-    site_only = all(t in SITES or t in DESCRIPTORS or t in MODIFIERS for t in terms)  # "knee": the site is the query
+    site_only = all(t in NARROWING or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
     variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in DESCRIPTORS),
                                    table.alternatives) for i, w in enumerate(terms)]
     weights = [_idf(index, found) * _term_weight(term, site_only) for found, term in zip(variants, terms, strict=True)]
@@ -281,7 +282,7 @@ def _idf(index: SearchIndex, found: dict[str, float]) -> float:
 def _term_weight(term: str, site_only: bool) -> float:
     if term in DESCRIPTORS:
         return DESCRIPTOR_WEIGHT
-    return SITE_WEIGHT if (term in SITES or term in MODIFIERS) and not site_only else 1.0
+    return SITE_WEIGHT if term in NARROWING and not site_only else 1.0
 
 
 def _contradiction(phrases: tuple[frozenset[str], ...], core: frozenset[str]) -> float:
@@ -369,10 +370,6 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
     return rank(index, words, query, preferred or ())
-
-
-# Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
-_FILLER = DESCRIPTORS | NEUTRAL | {"encounter"}
 
 
 def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:

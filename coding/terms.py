@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -47,6 +47,7 @@ SITE_WEIGHT = 0.6
 # same reason ("insomnia chronic" is insomnia; "knee pain bilateral" is knee pain, not ocular pain).
 MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent bilateral "
                  "unilateral right left")
+NARROWING = SITES | MODIFIERS  # the words that weigh SITE_WEIGHT beside a condition
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 
@@ -113,10 +114,9 @@ def synonyms() -> Synonyms:
             bags.setdefault(tuple(sorted(source)), set()).add(target)
     unordered = {bag: next(iter(targets)) for bag, targets in bags.items() if len(targets) == 1}
     table = Synonyms(rewrites, max(map(len, rewrites)), {}, alternatives, priors, unordered)
-    for row in _rows("preferred.csv"):  # keyed as a query is rewritten, so the two meet
-        key = frozenset(table.rewrite(tokens(row["term"])))
-        table.preferred[key] = tuple(c.strip().replace(".", "") for c in row["codes"].split())
-    return table
+    preferred = {frozenset(table.rewrite(tokens(row["term"]))):  # keyed as a query is rewritten, so the two meet
+                 tuple(c.strip().replace(".", "") for c in row["codes"].split()) for row in _rows("preferred.csv")}
+    return replace(table, preferred=preferred)
 
 
 def rewrite(toks: list[str], rewrites: dict[tuple[str, ...], tuple[str, ...]], longest: int,
