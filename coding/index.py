@@ -71,6 +71,8 @@ class SearchIndex:
     without: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
     with_: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
     without_words: frozenset[str] = frozenset()  # every word of those, so most queries skip the check
+    # Entry id -> its size counting what its title says it is without (entry_facts has it without).
+    full_size: dict[int, int] = field(default_factory=dict)
     with_words: frozenset[str] = frozenset()
 
     @classmethod
@@ -78,7 +80,7 @@ class SearchIndex:
         """The index of `rows` (fetch_search_rows), which it empties as it goes: a worker coding
         dx_text builds this beside its claim memo, and the rows are ~15 MB of the build's peak."""
         index = cls(release_id)
-        raw: list[tuple[int, list[str], bool, int]] = []
+        raw: list[tuple[int, list[str], bool, int, int]] = []
         words: dict[str, str] = {}  # one string object per distinct token (measured: -40 MB)
         empty: dict[str, str] = {}
         for code, dotted, description, billable, chapter, depth, inclusions, seventh, seven, _ in rows:
@@ -95,7 +97,11 @@ class SearchIndex:
             for text, inclusion in ((description, False), *((t, True) for t in inclusions)):
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
                 toks = [words.setdefault(t, t) for t in tokens(text)]
-                raw.append((position, toks, inclusion, max(1, len(essential))))
+                # What a title says it is without ("..., without rupture") is the default, not detail:
+                # for a query naming none of it, the entry is no less precise a match ("aortic
+                # aneurysm" -> I71.9); a query that names it sees the full size (rank()).
+                plain = essential.difference(*without) if without else essential
+                raw.append((position, toks, inclusion, max(1, len(plain)), max(1, len(essential))))
         parents = [(r[0], r[9]) for r in rows]
         rows.clear()
         # Entry ids in order of size: the first ids of any candidate set are the most general terms.
@@ -103,8 +109,10 @@ class SearchIndex:
         postings: dict[str, set[int]] = defaultdict(set)
         ordered: dict[str, list[int]] = defaultdict(list)
         inclusions: list[bool] = []  # per entry: an inclusion term, not the title
-        for entry, (position, toks, inclusion, size) in enumerate(raw):
+        for entry, (position, toks, inclusion, size, full) in enumerate(raw):
             index.entry_facts.append((position, size))  # completed below, once the priors are known
+            if full != size:
+                index.full_size[entry] = full
             inclusions.append(inclusion)
             index.entry_tokens.append(tuple(dict.fromkeys(toks)))
             for tok in toks:
@@ -301,8 +309,9 @@ def _default_step(index: SearchIndex, kids: list[int]) -> int | None:
                                                codes[k].code[-1] != "9", codes[k].code[-1] != "0",
                                                len(codes[k].description), codes[k].code))
     without = [k for k in kids if " without " in codes[k].description]
-    if without:
-        return min(without, key=lambda k: (-codes[k].description.count(" without "), codes[k].code[-1] != "0",
+    if without:  # the fewest "with": K42.9 "... without obstruction or gangrene", not K42.0 "with obstruction"
+        return min(without, key=lambda k: (-codes[k].description.count(" without "),
+                                           codes[k].description.count(" with "), codes[k].code[-1] != "0",
                                            len(codes[k].description), codes[k].code))
     other = [k for k in kids if codes[k].description.startswith("Other ") and codes[k].code[-1] == "8"]
     return other[0] if len(other) == 1 else None

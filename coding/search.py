@@ -33,6 +33,7 @@ from coding.terms import (
     NARROWING,
     NEUTRAL,
     SITE_WEIGHT,
+    SITES,
     stem,
     synonyms,
     tokens,
@@ -47,8 +48,11 @@ COUNT_WINDOW = 20000  # entries per token considered when no entry holds every t
 ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
 CONTRADICTION = 0.8
+UNASKED_KIND = 0.95  # an entry naming "family" for a query that does not (history, screening)
+UNASKED_WITH = 0.97  # a title "with" a complication the query does not name: the plain code first
+WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (search_index)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
-_FILLER = DESCRIPTORS | NEUTRAL | {"encounter"}
+_FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -203,8 +207,11 @@ def _checks(variants: list[dict[str, float]], weights: list[float]) -> list[tupl
     return checks
 
 
-def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str] = ()) -> list[dict]:
-    """Score entries for the query words; one result per code, best first."""
+def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str] = (),
+         weak: Sequence[str] = ()) -> list[dict]:
+    """Score entries for the query words; one result per code, best first. `preferred` codes (the
+    curated canonical codes of the query) come first; `weak` ones (of the query without its lay
+    sites) score WEAK_PREFERRED, below an entry that matches the site as well."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
     table = synonyms()
     site_only = all(t in NARROWING or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
@@ -231,6 +238,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Codes whose title says it is without (with, for a query saying "without") one of its words.
     said = index.with_ if negative else index.without
     qualified = len(core) > 1 and not core.isdisjoint(index.with_words if negative else index.without_words)
+    # A kind of code the query did not ask for: "history of colon polyps" is the patient's own.
+    unasked = () if "family" in query_words else index.postings.get("family", ())
+    with_, without, full_size = index.with_, index.without, index.full_size
     for entry in _candidates(index, variants):
         position, size, bonus, malus, prior = entry_facts[entry]
         if size != last_size:  # candidates come in order of size: a new size may rule out the rest
@@ -239,15 +249,22 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 break
         if filtered and not _keep(index.codes[position], query):
             continue
-        key = (query_words.intersection(entry_tokens[entry]), size)
+        if entry in full_size and any(not phrase.isdisjoint(query_words) for phrase in without[position]):
+            key = (query_words.intersection(entry_tokens[entry]), full_size[entry])  # names what it is without
+        else:
+            key = (query_words.intersection(entry_tokens[entry]), size)
         score = partial.get(key)
         if score is None:
-            score = partial[key] = _match_score(checks, key[0], size, total)
+            score = partial[key] = _match_score(checks, key[0], key[1], total)
             if framing and any(key[0].isdisjoint(words) for words in framing):
                 score = partial[key] = score * FRAMING_MISS
         score = score + bonus - malus + prior
         if qualified and position in said:
             score *= _contradiction(said[position], core)
+        if entry in unasked:
+            score *= UNASKED_KIND
+        if position in with_ and any(phrase.isdisjoint(query_words) for phrase in with_[position]):
+            score *= UNASKED_WITH  # "umbilical hernia": K42.9 (without obstruction), not K42.0 (with)
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
@@ -261,10 +278,11 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 boost *= _contradiction(said[child], core)
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - 0.05
-    for rank_, code in enumerate(preferred):
-        position = index.position_of(code)
-        if position is not None and _keep(index.codes[position], query):
-            best[position] = max(best.get(position, 0.0), 1.0 - 0.01 * rank_)
+    for top, listed in ((1.0, preferred), (WEAK_PREFERRED, weak)):
+        for rank_, code in enumerate(listed):
+            position = index.position_of(code)
+            if position is not None and _keep(index.codes[position], query):
+                best[position] = max(best.get(position, 0.0), top - 0.01 * rank_)
     asked = set(words)
     return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
 
@@ -362,6 +380,11 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     preferred = table.preferred.get(frozenset(words))
     if preferred is None and _FILLER.intersection(words):  # "fever in child", "CHF unspecified"
         preferred = table.preferred.get(frozenset(words) - _FILLER)
+    weak: tuple[str, ...] = ()
+    if preferred is None:  # "rash on my arm": the rash's canonical code, below a code for the site
+        core = frozenset(words) - _FILLER - SITES
+        if core and len(core) < len(set(words)):
+            weak = table.preferred.get(core, ())
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
     postings = index.postings
@@ -369,7 +392,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         fixed = [_corrected(index, w) for w in toks]  # ("hypertenstion") keeps its canonical code
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
-    return rank(index, words, query, preferred or ())
+    return rank(index, words, query, preferred or (), weak)
 
 
 def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:

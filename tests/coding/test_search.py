@@ -60,6 +60,19 @@ def test_a_header_term_without_detail_goes_to_the_child_without_the_complication
     assert top(index, "diabetic ketoacidosis")[0] == "E11.10"  # with ketoacidosis without coma
     assert top(index, "ascites")[0] == "R18.8"  # beside R18.0 malignant ascites
     assert top(index, "inguinal hernia")[0] == "K40.90"  # "not specified as recurrent"
+    # Of two children "without" something, the one with no complication: not K42.0 "with obstruction".
+    assert top(index, "umbilical hernia")[0] == "K42.9"
+
+
+def test_what_a_title_is_without_is_no_detail_unless_the_query_names_it(index) -> None:
+    assert top(index, "umbilical hernia with obstruction")[0] == "K42.0"
+    assert top(index, "hypertensive heart disease")[0] == "I11.9"  # "... without heart failure"
+    assert top(index, "hypertensive heart disease with heart failure")[0] == "I11.0"
+
+
+def test_a_title_with_a_complication_the_query_does_not_name_comes_after_one_without(index) -> None:
+    assert top(index, "dm type 1 with ketoacidosis")[0] == "E10.10"  # not E10.11 "... with coma"
+    assert top(index, "dm type 1 with ketoacidosis with coma")[0] == "E10.11"
 
 
 def test_a_word_written_together_is_found_as_its_two_words(index) -> None:
@@ -129,6 +142,15 @@ def test_with_and_without_tell_codes_apart(index) -> None:
 def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) -> None:
     assert top(index, "eczema hands")[0].startswith(("L30", "L20"))  # dermatitis, not an abscess of hand
     assert top(index, "knee pain")[0] == "M25.569"  # a site with a symptom still decides among its codes
+    # No code for the site: the condition's canonical code (not diaper dermatitis) ...
+    assert top(index, "rash on my arm")[0] == top(index, "i have a rash on my face")[0] == "R21"
+    # ... but a code for the condition at that site comes first.
+    assert top(index, "cellulitis of leg")[0].startswith("L03.11")
+
+
+def test_lay_filler_words_do_not_hide_the_condition(index) -> None:
+    assert top(index, "i have heartburn every night")[0] == "R12"
+    assert top(index, "ckd stage i")[0] == "N18.1"  # "i" is a Roman one there, not the patient
 
 
 def test_a_curated_phrase_is_found_in_any_order_of_its_words(index) -> None:
@@ -138,6 +160,12 @@ def test_a_curated_phrase_is_found_in_any_order_of_its_words(index) -> None:
 def test_family_history_is_a_family_history_code(index) -> None:
     assert top(index, "family history of colon cancer")[0].startswith("Z80")
     assert top(index, "fh breast cancer")[0] == "Z80.3"
+    assert top(index, "family history of colon polyps")[0].startswith("Z83.71")
+
+
+def test_history_without_family_is_the_patients_own(index) -> None:
+    assert top(index, "history of colon polyps")[0].startswith("Z86.010")
+    assert top(index, "history of breast cancer")[0] == "Z85.3"
 
 
 def test_a_rare_condition_is_not_crowded_out_by_a_common_qualifier(index) -> None:
