@@ -34,5 +34,7 @@ def fold(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Alphanumeric words of folded text; an apostrophe-s belongs to its word ("crohn's" -> "crohns")."""
-    return _WORDS.findall(fold(text).replace("'s", "s").replace("\u2019s", "s"))
+    """Alphanumeric words of folded text; an apostrophe-s belongs to its word ("crohn's" -> "crohns"),
+    and so does a contracted "not" ("can't" -> "cant", as people also write it)."""
+    folded = fold(text).replace("\u2019", "'")
+    return _WORDS.findall(folded.replace("'s", "s").replace("n't", "nt"))

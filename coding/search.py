@@ -392,7 +392,42 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         fixed = [_corrected(index, w) for w in toks]  # ("hypertenstion") keeps its canonical code
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
-    return rank(index, words, query, preferred or (), weak)
+    results = rank(index, words, query, preferred or (), weak)
+    return results or _relaxed(index, words, query)
+
+
+RELAXED_RANKS = 12  # rankings a query that found nothing may try without some of its words
+RELAXED = 0.8  # what an answer to part of the query keeps of its score
+
+
+def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
+    """For a query nothing matched well enough ("i sprained my ankle playing soccer"): the best
+    answer to the query without one of its words, then two, ... (the word whose leaving out gives
+    the best first score goes first), scores scaled by RELAXED. Only ever run for an empty answer."""
+    table = synonyms()
+    weight = {w: _idf(index, index.variants(w, last=False)) for w in words}
+    total = sum(weight.values()) or 1.0
+    tries = 0
+    while len(words) > 1 and tries < RELAXED_RANKS:
+        best: tuple[float, list[str], list[dict]] = (0.0, words, [])
+        for i in range(len(words)):
+            fewer = words[:i] + words[i + 1:]
+            bag = frozenset(fewer)
+            preferred = table.preferred.get(bag) or table.preferred.get(bag - _FILLER) or ()
+            found = rank(index, fewer, query, preferred)
+            tries += 1
+            # An answer to more of the query (by its words' weight) beats a closer answer to less.
+            kept = found[0]["score"] * sum(weight[w] for w in fewer) / total if found else 0.0
+            if kept > best[0]:
+                best = (kept, fewer, found)
+            if tries >= RELAXED_RANKS:
+                break
+        if best[2]:
+            return [{**r, "score": round(r["score"] * RELAXED, 4)} for r in best[2]]
+        # Nothing yet: leave out the rarest word (the one an answer misses costs the most).
+        rarest = max(words, key=weight.__getitem__)
+        words = [w for w in words if w != rarest]
+    return []
 
 
 def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:

@@ -148,6 +148,17 @@ def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) ->
     assert top(index, "cellulitis of leg")[0].startswith("L03.11")
 
 
+def test_a_query_nothing_matches_whole_is_answered_without_its_least_telling_words(index) -> None:
+    results = search_index(index, parse_query("i sprained my ankle playing soccer", 5))
+    assert any(r["code"].startswith("S93.40") for r in results)
+    assert all(r["score"] <= 0.8 for r in results)  # an answer to part of the query says so
+
+
+def test_a_contracted_not_is_one_word_as_people_also_write_it(index) -> None:
+    assert tokens("I can't hear") == tokens("i cant hear")
+    assert top(index, "i can't hear")[0].startswith("H91")
+
+
 def test_lay_filler_words_do_not_hide_the_condition(index) -> None:
     assert top(index, "i have heartburn every night")[0] == "R12"
     assert top(index, "ckd stage i")[0] == "N18.1"  # "i" is a Roman one there, not the patient
