@@ -278,6 +278,14 @@ def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]])
     for code, parent in parents:
         if parent in index.by_code and code in index.by_code:
             children[index.by_code[parent]].append(index.by_code[code])
+    for kids in children.values():
+        # "with unspecified complications" beside a sibling "without complications" (E08.8, E08.9) is
+        # a complication not specified, not the no-detail code: that is the sibling without.
+        descriptions = [index.codes[k].description.lower() for k in kids]
+        if any(" without " in d for d in descriptions):
+            for kid, lowered in zip(kids, descriptions, strict=True):
+                if " with unspecified " in lowered and not _unspecified(_WITH_UNSPECIFIED.sub("", lowered)):
+                    index.codes[kid].unspecified = False
     defaults: dict[int, int] = {}
     for header in children:
         record = index.codes[header]
@@ -326,6 +334,9 @@ def _priors(index: SearchIndex, priors: dict[str, float]) -> dict[int, float]:
                 found[position] = priors[record.code[:n]]
                 break
     return found
+
+
+_WITH_UNSPECIFIED = re.compile(r"\bwith unspecified [^,]*")
 
 
 def _unspecified(lowered: str) -> bool:

@@ -48,6 +48,8 @@ SITE_WEIGHT = 0.6
 MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent bilateral "
                  "unilateral right left")
 NARROWING = SITES | MODIFIERS  # the words that weigh SITE_WEIGHT beside a condition
+# Words whose place in a phrase carries its sense: a curated phrase with one matches in its order only.
+ORDERED = _set("with without no not non after before due")
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 
@@ -110,7 +112,8 @@ def synonyms() -> Synonyms:
     priors = {r["prefix"].replace(".", ""): float(r["adjustment"]) for r in _rows("priors.csv")}
     bags: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
     for source, target in rewrites.items():
-        if len(set(source)) > 1:
+        # Not a phrase whose order carries its sense: "without diabetes" is not "diabetes without".
+        if len(set(source)) > 1 and ORDERED.isdisjoint(source):
             bags.setdefault(tuple(sorted(source)), set()).add(target)
     unordered = {bag: next(iter(targets)) for bag, targets in bags.items() if len(targets) == 1}
     table = Synonyms(rewrites, max(map(len, rewrites)), {}, alternatives, priors, unordered)

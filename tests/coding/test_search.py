@@ -64,6 +64,16 @@ def test_a_header_term_without_detail_goes_to_the_child_without_the_complication
     assert top(index, "umbilical hernia")[0] == "K42.9"
 
 
+def test_with_unspecified_complications_is_not_the_no_detail_code_beside_without(index) -> None:
+    assert top(index, "diabetes due to underlying condition")[0] == "E08.9"  # not E08.8
+    assert top(index, "nephrotic syndrome")[0] == "N04.9"  # "with unspecified morphologic changes" is
+
+
+def test_a_curated_phrase_with_an_ordered_word_matches_only_in_its_order(index) -> None:
+    # The rule "without diabetes" (dropped) must not eat "diabetes without complications".
+    assert top(index, "type 1 diabetes without complications")[0] == "E10.9"
+
+
 def test_what_a_title_is_without_is_no_detail_unless_the_query_names_it(index) -> None:
     assert top(index, "umbilical hernia with obstruction")[0] == "K42.0"
     assert top(index, "hypertensive heart disease")[0] == "I11.9"  # "... without heart failure"
