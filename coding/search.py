@@ -208,10 +208,11 @@ def _checks(variants: list[dict[str, float]], weights: list[float]) -> list[tupl
 
 
 def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str] = (),
-         weak: Sequence[str] = ()) -> list[dict]:
+         weak: Sequence[str] = (), left_out: frozenset[str] = frozenset()) -> list[dict]:
     """Score entries for the query words; one result per code, best first. `preferred` codes (the
-    curated canonical codes of the query) come first; `weak` ones (of the query without its lay
-    sites) score WEAK_PREFERRED, below an entry that matches the site as well."""
+    curated canonical codes of the query) come first; `weak` ones (those of the query without the
+    words `left_out`: its lay sites, or all but a framing word) score WEAK_PREFERRED where no entry
+    holds one of those words beside one of the others."""
     terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
     table = synonyms()
     site_only = all(t in NARROWING or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
@@ -241,6 +242,11 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # A kind of code the query did not ask for: "history of colon polyps" is the patient's own.
     unasked = () if "family" in query_words else index.postings.get("family", ())
     with_, without, full_size = index.with_, index.without, index.full_size
+    # Whether some entry holds a word `weak` was found without beside one of the others: then the
+    # canonical code standing in for "condition + site" (or "vaccine + which") is not needed.
+    covered = False
+    left_checks = [found for (found, _), term in zip(checks, terms, strict=True) if found and term in left_out]
+    other_checks = [found for (found, _), term in zip(checks, terms, strict=True) if found and term not in left_out]
     for entry in _candidates(index, variants):
         position, size, bonus, malus, prior = entry_facts[entry]
         if size != last_size:  # candidates come in order of size: a new size may rule out the rest
@@ -258,6 +264,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             score = partial[key] = _match_score(checks, key[0], key[1], total)
             if framing and any(key[0].isdisjoint(words) for words in framing):
                 score = partial[key] = score * FRAMING_MISS
+            if weak and not covered and score >= MIN_SCORE:  # the site with some of the condition
+                covered = (any(not key[0].isdisjoint(found) for found in left_checks)
+                           and any(not key[0].isdisjoint(found) for found in other_checks))
         score = score + bonus - malus + prior
         if qualified and position in said:
             score *= _contradiction(said[position], core)
@@ -278,7 +287,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 boost *= _contradiction(said[child], core)
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - 0.05
-    for top, listed in ((1.0, preferred), (WEAK_PREFERRED, weak)):
+    for top, listed in ((1.0, preferred), (WEAK_PREFERRED, () if covered else weak)):
         for rank_, code in enumerate(listed):
             position = index.position_of(code)
             if position is not None and _keep(index.codes[position], query):
@@ -375,16 +384,21 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if coded is not None:
         return coded
     table = synonyms()
-    toks = tokens(_joined(index, query.text) if "-" in query.text else query.text)
+    toks = _split_alphanumeric(index, table, tokens(_joined(index, query.text) if "-" in query.text else query.text))
     words = _split_compounds(index, table.rewrite(toks))
     preferred = table.preferred.get(frozenset(words))
     if preferred is None and _FILLER.intersection(words):  # "fever in child", "CHF unspecified"
         preferred = table.preferred.get(frozenset(words) - _FILLER)
     weak: tuple[str, ...] = ()
-    if preferred is None:  # "rash on my arm": the rash's canonical code, below a code for the site
+    left_out: frozenset[str] = frozenset()  # the words `weak` was found without
+    if preferred is None:  # "rash on my arm": the rash's canonical code, unless some code has both
         core = frozenset(words) - _FILLER - SITES
         if core and len(core) < len(set(words)):
-            weak = table.preferred.get(core, ())
+            weak, left_out = table.preferred.get(core, ()), frozenset(words) - core
+        if not weak:  # "hpv vaccine": whatever the vaccine, the encounter is Z23 (a framing word's code)
+            framed = next((w for w in words if w in FRAMING and frozenset([w]) in table.preferred), None)
+            if framed is not None:
+                weak, left_out = table.preferred[frozenset([framed])], frozenset(words) - {framed}
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
     postings = index.postings
@@ -392,7 +406,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         fixed = [_corrected(index, w) for w in toks]  # ("hypertenstion") keeps its canonical code
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
-    results = rank(index, words, query, preferred or (), weak)
+    results = rank(index, words, query, preferred or (), weak, left_out)
     return results or _relaxed(index, words, query)
 
 
@@ -447,6 +461,22 @@ def _joined(index: SearchIndex, text: str) -> str:
     """A hyphenated word the index holds written together: "pre-diabetes" is "prediabetes" (R73.03),
     not "pre" and "diabetes"."""
     return _HYPHENATED.sub(lambda m: m[1] + m[2] if stem(m[1] + m[2]) in index.postings else m[0], text)
+
+
+_ALPHANUMERIC = re.compile(r"^([a-z]{2,})(\d{1,2}[a-z]?)$")
+
+
+def _split_alphanumeric(index: SearchIndex, table, toks: list[str]) -> list[str]:
+    """A word and a number written together that neither the index nor the curated table knows:
+    apart ("ckd3b" -> "ckd 3b", "covid19" -> "covid 19"); "dm2", "b12" are known and stay."""
+    out: list[str] = []
+    for word in toks:
+        match = _ALPHANUMERIC.match(word)
+        if match and word not in index.postings and (word,) not in table.rewrites:
+            out.extend(match.groups())
+        else:
+            out.append(word)
+    return out
 
 
 def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:

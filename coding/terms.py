@@ -64,8 +64,9 @@ def stem(word: str) -> str:
 
 
 # Slash shorthand, before the slash parts it: "w/o" is without, "w/" with, "s/p" status post.
-_SHORTHAND = re.compile(r"\b(w/o|w/|s/p|h/o)(?=\W|\d|$|[a-z])", re.IGNORECASE)
-_SHORTHAND_WORDS = {"w/o": " without ", "w/": " with ", "s/p": " status post ", "h/o": " history of "}
+_SHORTHAND = re.compile(r"\b(w/o|w/|s/p|h/o|r/o|f/u|n/v)(?=\W|\d|$|[a-z])", re.IGNORECASE)
+_SHORTHAND_WORDS = {"w/o": " without ", "w/": " with ", "s/p": " status post ", "h/o": " history of ",
+                    "r/o": " rule out ", "f/u": " follow up ", "n/v": " nausea vomiting "}
 
 
 def tokens(text: str) -> list[str]:

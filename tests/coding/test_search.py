@@ -169,6 +169,23 @@ def test_a_contracted_not_is_one_word_as_people_also_write_it(index) -> None:
     assert top(index, "i can't hear")[0].startswith("H91")
 
 
+def test_a_vaccine_of_any_kind_is_an_immunization_encounter_unless_more_is_said(index) -> None:
+    assert top(index, "hpv vaccine")[0] == top(index, "shingles vaccine")[0] == "Z23"
+    assert top(index, "allergic reaction to vaccine")[0].startswith("T80")
+    assert top(index, "vaccine refused")[0].startswith("Z28.2")
+
+
+def test_a_word_and_a_number_written_together_are_read_apart(index) -> None:
+    assert top(index, "ckd3b")[0] == "N18.32"
+    assert top(index, "covid19")[0] == "U07.1"
+
+
+def test_billing_shorthand_with_a_slash(index) -> None:
+    assert tokens("r/o mi") == tokens("rule out mi") and tokens("f/u") == tokens("follow up")
+    assert top(index, "n/v")[0] == "R11.2"
+    assert top(index, "s/p chole")[0] == "Z90.49"
+
+
 def test_lay_filler_words_do_not_hide_the_condition(index) -> None:
     assert top(index, "i have heartburn every night")[0] == "R12"
     assert top(index, "ckd stage i")[0] == "N18.1"  # "i" is a Roman one there, not the patient
