@@ -48,7 +48,9 @@ COUNT_WINDOW = 20000  # entries per token considered when no entry holds every t
 ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
 CONTRADICTION = 0.8
-UNASKED_KIND = 0.95  # an entry naming "family" for a query that does not (history, screening)
+UNASKED_KIND = 0.95  # an entry naming one of these for a query that does not
+# "history of colon polyps" is the patient's own.
+UNASKED = ("family",)
 UNASKED_WITH = 0.97  # a title "with" a complication the query does not name: the plain code first
 WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (search_index)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
@@ -239,8 +241,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Codes whose title says it is without (with, for a query saying "without") one of its words.
     said = index.with_ if negative else index.without
     qualified = len(core) > 1 and not core.isdisjoint(index.with_words if negative else index.without_words)
-    # A kind of code the query did not ask for: "history of colon polyps" is the patient's own.
-    unasked = () if "family" in query_words else index.postings.get("family", ())
+    # Kinds of code the query did not ask for (UNASKED).
+    unasked = [index.postings.get(w, ()) for w in UNASKED if w not in query_words]
     with_, without, full_size = index.with_, index.without, index.full_size
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
     # canonical code standing in for "condition + site" (or "vaccine + which") is not needed.
@@ -270,8 +272,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
         score = score + bonus - malus + prior
         if qualified and position in said:
             score *= _contradiction(said[position], core)
-        if entry in unasked:
-            score *= UNASKED_KIND
+        for marked in unasked:
+            if entry in marked:
+                score *= UNASKED_KIND
         if position in with_ and any(phrase.isdisjoint(query_words) for phrase in with_[position]):
             score *= UNASKED_WITH  # "umbilical hernia": K42.9 (without obstruction), not K42.0 (with)
         if score > 0.97:

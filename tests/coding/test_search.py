@@ -109,6 +109,9 @@ def test_curated_abbreviations_and_lay_terms_of_the_held_out_phrases(index) -> N
     assert top(index, "head lice")[0] == "B85.0"
     assert top(index, "SI joint pain")[0].startswith("M")  # not suicidal ideation
     assert top(index, "hypoglycemia without diabetes")[0] == "E16.2"
+    assert top(index, "neuropathy due to diabetes")[0].startswith("E11.4")  # not E08, "due to" a condition
+    assert top(index, "liver transplant")[0] == "Z94.4"  # the Index's default is the status
+    assert top(index, "i cant remember things")[0] == "R41.3"
 
 
 def test_a_framing_word_asks_for_that_kind_of_code(index) -> None:
