@@ -249,7 +249,7 @@ _WITH = re.compile(r"\bwith ([^,()\[\]]+?)(?=\bwith|,|\(|\[|$)")
 def _qualified(text: str) -> tuple[tuple[frozenset[str], ...], tuple[frozenset[str], ...]]:
     """What a title says it is without, and what it says it is with, as word sets ("Hypertensive heart
     disease without heart failure" -> ({heart, failure},), ()); "or" and "and" part them."""
-    lowered = text.lower()
+    lowered = text.lower().replace("not associated with", "without")  # N64.3 galactorrhea, not childbirth
     if " with" not in lowered and " not " not in lowered:
         return (), ()
     return _phrases(_WITHOUT.findall(lowered)), _phrases(_WITH.findall(lowered))

@@ -80,6 +80,12 @@ def test_what_a_title_is_without_is_no_detail_unless_the_query_names_it(index) -
     assert top(index, "hypertensive heart disease with heart failure")[0] == "I11.0"
 
 
+def test_not_associated_with_is_without() -> None:
+    from coding.index import _qualified
+
+    assert _qualified("Galactorrhea not associated with childbirth") == ((frozenset({"childbirth"}),), ())
+
+
 def test_a_title_with_a_complication_the_query_does_not_name_comes_after_one_without(index) -> None:
     assert top(index, "dm type 1 with ketoacidosis")[0] == "E10.10"  # not E10.11 "... with coma"
     assert top(index, "dm type 1 with ketoacidosis with coma")[0] == "E10.11"
