@@ -433,8 +433,11 @@ def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
             preferred = table.preferred.get(bag) or table.preferred.get(bag - _FILLER) or ()
             found = rank(index, fewer, query, preferred)
             tries += 1
-            # An answer to more of the query (by its words' weight) beats a closer answer to less.
+            # An answer to more of the query (by its words' weight) beats a closer answer to less,
+            # and a condition beats how it happened (an external cause, V-Y, is never the diagnosis).
             kept = found[0]["score"] * sum(weight[w] for w in fewer) / total if found else 0.0
+            if found and found[0]["code"][0] in "VWXY":
+                kept *= 0.5
             if kept > best[0]:
                 best = (kept, fewer, found)
             if tries >= RELAXED_RANKS:

@@ -168,8 +168,10 @@ def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) ->
 
 
 def test_a_query_nothing_matches_whole_is_answered_without_its_least_telling_words(index) -> None:
+    # Nothing matches every word; without "soccer" the sprain is found, and the condition comes
+    # before how it happened (the activity code Y93.66 is never the diagnosis).
     results = search_index(index, parse_query("i sprained my ankle playing soccer", 5))
-    assert any(r["code"].startswith("S93.40") for r in results)
+    assert results[0]["code"].startswith("S93.40")
     assert all(r["score"] <= 0.8 for r in results)  # an answer to part of the query says so
 
 
