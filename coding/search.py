@@ -410,10 +410,11 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
     results = rank(index, words, query, preferred or (), weak, left_out)
-    return results or _relaxed(index, words, query)
+    return results or (_relaxed(index, words, query) if len(words) <= RELAXED_MAX_WORDS else [])
 
 
 RELAXED_RANKS = 12  # rankings a query that found nothing may try without some of its words
+RELAXED_MAX_WORDS = 6  # a sentence someone says; a longer query that found nothing is left at that
 RELAXED = 0.8  # what an answer to part of the query keeps of its score
 
 
