@@ -34,6 +34,7 @@ from coding.terms import (
     NEUTRAL,
     SITE_WEIGHT,
     SITES,
+    Synonyms,
     stem,
     synonyms,
     tokens,
@@ -48,9 +49,8 @@ COUNT_WINDOW = 20000  # entries per token considered when no entry holds every t
 ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
 CONTRADICTION = 0.8
-UNASKED_KIND = 0.95  # an entry naming one of these for a query that does not
-# "history of colon polyps" is the patient's own.
-UNASKED = ("family",)
+UNASKED_KIND = 0.95  # an entry naming one of UNASKED for a query that does not
+UNASKED = ("family",)  # "history of colon polyps" is the patient's own
 UNASKED_WITH = 0.97  # a title "with" a complication the query does not name: the plain code first
 WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (search_index)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
@@ -389,9 +389,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     table = synonyms()
     toks = _split_alphanumeric(index, table, tokens(_joined(index, query.text) if "-" in query.text else query.text))
     words = _split_compounds(index, table.rewrite(toks))
-    preferred = table.preferred.get(frozenset(words))
-    if preferred is None and _FILLER.intersection(words):  # "fever in child", "CHF unspecified"
-        preferred = table.preferred.get(frozenset(words) - _FILLER)
+    preferred = _preferred(table, words)
     weak: tuple[str, ...] = ()
     left_out: frozenset[str] = frozenset()  # the words `weak` was found without
     if preferred is None:  # "rash on my arm": the rash's canonical code, unless some code has both
@@ -420,8 +418,9 @@ RELAXED = 0.8  # what an answer to part of the query keeps of its score
 
 def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
     """For a query nothing matched well enough ("i sprained my ankle playing soccer"): the best
-    answer to the query without one of its words, then two, ... (the word whose leaving out gives
-    the best first score goes first), scores scaled by RELAXED. Only ever run for an empty answer."""
+    answer to the query without one of its words, then two, ... (best: the first score times the
+    share of the query's weight kept, halved for an external cause), scores scaled by RELAXED. Only
+    ever run for an empty answer."""
     table = synonyms()
     weight = {w: _idf(index, index.variants(w, last=False)) for w in words}
     total = sum(weight.values()) or 1.0
@@ -430,9 +429,7 @@ def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
         best: tuple[float, list[str], list[dict]] = (0.0, words, [])
         for i in range(len(words)):
             fewer = words[:i] + words[i + 1:]
-            bag = frozenset(fewer)
-            preferred = table.preferred.get(bag) or table.preferred.get(bag - _FILLER) or ()
-            found = rank(index, fewer, query, preferred)
+            found = rank(index, fewer, query, _preferred(table, fewer) or ())
             tries += 1
             # An answer to more of the query (by its words' weight) beats a closer answer to less,
             # and a condition beats how it happened (an external cause, V-Y, is never the diagnosis).
@@ -449,6 +446,14 @@ def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
         rarest = max(words, key=weight.__getitem__)
         words = [w for w in words if w != rarest]
     return []
+
+
+def _preferred(table: Synonyms, words: Sequence[str]) -> tuple[str, ...] | None:
+    """The curated canonical codes of these words, or of them without filler ("fever in child",
+    "CHF unspecified")."""
+    bag = frozenset(words)
+    found = table.preferred.get(bag)
+    return found if found is not None or not _FILLER.intersection(bag) else table.preferred.get(bag - _FILLER)
 
 
 def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:
@@ -473,7 +478,7 @@ def _joined(index: SearchIndex, text: str) -> str:
 _ALPHANUMERIC = re.compile(r"^([a-z]{2,})(\d{1,2}[a-z]?)$")
 
 
-def _split_alphanumeric(index: SearchIndex, table, toks: list[str]) -> list[str]:
+def _split_alphanumeric(index: SearchIndex, table: Synonyms, toks: list[str]) -> list[str]:
     """A word and a number written together that neither the index nor the curated table knows:
     apart ("ckd3b" -> "ckd 3b", "covid19" -> "covid 19"); "dm2", "b12" are known and stay."""
     out: list[str] = []
