@@ -71,9 +71,9 @@ class SearchIndex:
     without: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
     with_: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)
     without_words: frozenset[str] = frozenset()  # every word of those, so most queries skip the check
+    with_words: frozenset[str] = frozenset()
     # Entry id -> its size counting what its title says it is without (entry_facts has it without).
     full_size: dict[int, int] = field(default_factory=dict)
-    with_words: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -279,13 +279,7 @@ def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]])
         if parent in index.by_code and code in index.by_code:
             children[index.by_code[parent]].append(index.by_code[code])
     for kids in children.values():
-        # "with unspecified complications" beside a sibling "without complications" (E08.8, E08.9) is
-        # a complication not specified, not the no-detail code: that is the sibling without.
-        descriptions = [index.codes[k].description.lower() for k in kids]
-        if any(" without " in d for d in descriptions):
-            for kid, lowered in zip(kids, descriptions, strict=True):
-                if " with unspecified " in lowered and not _unspecified(_WITH_UNSPECIFIED.sub("", lowered)):
-                    index.codes[kid].unspecified = False
+        _unspecified_complications(index, kids)
     defaults: dict[int, int] = {}
     for header in children:
         record = index.codes[header]
@@ -301,6 +295,17 @@ def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]])
         if current != header and (index.codes[current].billable or index.codes[current].requires_seventh):
             defaults[header] = current
     return defaults
+
+
+def _unspecified_complications(index: SearchIndex, kids: list[int]) -> None:
+    """Siblings: one "with unspecified complications" beside one "without complications" (E08.8,
+    E08.9) has a complication, only not specified; the no-detail code is the one without, so the
+    other is not marked unspecified (no bonus, not the default child)."""
+    descriptions = [index.codes[k].description.lower() for k in kids]
+    if any(" without " in d for d in descriptions):
+        for kid, lowered in zip(kids, descriptions, strict=True):
+            if " with unspecified " in lowered and not _unspecified(_WITH_UNSPECIFIED.sub("", lowered)):
+                index.codes[kid].unspecified = False
 
 
 def _default_step(index: SearchIndex, kids: list[int]) -> int | None:

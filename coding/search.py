@@ -247,8 +247,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
     # canonical code standing in for "condition + site" (or "vaccine + which") is not needed.
     covered = False
-    left_checks = [found for (found, _), term in zip(checks, terms, strict=True) if found and term in left_out]
-    other_checks = [found for (found, _), term in zip(checks, terms, strict=True) if found and term not in left_out]
+    left_checks, other_checks = [], []
+    for (found, _), term in zip(checks, terms, strict=True) if weak else ():
+        if found:
+            (left_checks if term in left_out else other_checks).append(found)
     for entry in _candidates(index, variants):
         position, size, bonus, malus, prior = entry_facts[entry]
         if size != last_size:  # candidates come in order of size: a new size may rule out the rest
@@ -390,16 +392,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     toks = _split_alphanumeric(index, table, tokens(_joined(index, query.text) if "-" in query.text else query.text))
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
-    weak: tuple[str, ...] = ()
-    left_out: frozenset[str] = frozenset()  # the words `weak` was found without
-    if preferred is None:  # "rash on my arm": the rash's canonical code, unless some code has both
-        core = frozenset(words) - _FILLER - SITES
-        if core and len(core) < len(set(words)):
-            weak, left_out = table.preferred.get(core, ()), frozenset(words) - core
-        if not weak:  # "hpv vaccine": whatever the vaccine, the encounter is Z23 (a framing word's code)
-            framed = next((w for w in words if w in FRAMING and frozenset([w]) in table.preferred), None)
-            if framed is not None:
-                weak, left_out = table.preferred[frozenset([framed])], frozenset(words) - {framed}
+    weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
     postings = index.postings
@@ -454,6 +447,20 @@ def _preferred(table: Synonyms, words: Sequence[str]) -> tuple[str, ...] | None:
     bag = frozenset(words)
     found = table.preferred.get(bag)
     return found if found is not None or not _FILLER.intersection(bag) else table.preferred.get(bag - _FILLER)
+
+
+def _weak_preferred(table: Synonyms, words: Sequence[str]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Canonical codes that stand in for a query without some of its words, and those words: its lay
+    sites ("rash on my arm": the rash's code, unless some code has both), else all but a framing word
+    that has a code of its own ("hpv vaccine": whatever the vaccine, the encounter is Z23)."""
+    bag = frozenset(words)
+    core = bag - _FILLER - SITES
+    if core and core != bag and core in table.preferred:
+        return table.preferred[core], bag - core
+    framed = next((w for w in words if w in FRAMING and frozenset([w]) in table.preferred), None)
+    if framed is not None:
+        return table.preferred[frozenset([framed])], bag - {framed}
+    return (), frozenset()
 
 
 def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:
