@@ -114,6 +114,7 @@ def run_job(api: str, path: Path, lines: int) -> dict:
 
 
 def main() -> int:
+    from coding import native
     from ops import config
     from ops.embedded import EmbeddedServices, _free_port
 
@@ -145,6 +146,7 @@ def main() -> int:
         print(f"\n| measure | {LINES:,} lines | {TEXT_LINES:,} lines, {TEXT_RATE:.0%} with dx_text |")
         print("|---|---|---|")
         print(f"| job state | {plain['state']} | {text['state']} |")
+        print(f"| claim coding path (coding/native.py) | {native.describe()} | |")
         print(f"| upload (HTTP, stored in PostgreSQL) | {plain['uploaded']:.1f} s | {text['uploaded']:.1f} s |")
         print(f"| upload to results ready | {plain['elapsed']:.1f} s | {text['elapsed']:.1f} s |")
         print(f"| lines/s (upload to results ready) | {plain['rate']:,.0f} | {text['rate']:,.0f} |")

@@ -8,6 +8,8 @@ named for the female or the male genital organs. A range (lo, hi) holds code c w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # What a payer rejects is an error; what a coder should look at is a warning.
 ERROR_EDITS = frozenset({
     "INVALID_CODE", "NOT_BILLABLE", "MISSING_7TH_CHARACTER", "EXCLUDES1_CONFLICT", "MANIFESTATION_FIRST",
@@ -56,7 +58,7 @@ def in_range(code: str, lo: str, hi: str) -> bool:
     return code >= lo and code[: len(hi)] <= hi
 
 
-def _by_letter(ranges):
+def _by_letter(ranges: Iterable[tuple]) -> dict[str, list]:
     """Ranges keyed by each first letter they cover: most codes' letter has none to check."""
     index: dict[str, list] = {}
     for entry in ranges:

@@ -43,7 +43,7 @@ class CodeFacts:
     manifestation: bool = False
     current: bool = True  # held by the active release
     releases: tuple[tuple[date, date], ...] = ()  # effective windows of the releases holding it
-    excludes1: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # by first letter
+    excludes1: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)  # by first letter
     who_only: str | None = None  # for a WHO ICD-10 code that ICD-10-CM does not have: the message
     sex: tuple[str, str] | None = None  # claim_rules.sex_rule of the code
     age: tuple[int, int, str] | None = None  # claim_rules.age_rule of the code
@@ -186,9 +186,9 @@ def _claim_edits(line: ClaimLine, codes: list[str], known: list[CodeFacts], edit
     if sex == "U" and age is None:
         return
     for facts in distinct:
-        if sex != "U" and (rule := facts.sex) and rule[0] != sex:
+        if sex != "U" and (srule := facts.sex) and srule[0] != sex:
             _edit(edits, "SEX_CONFLICT", [facts.dotted],
-                  f"{facts.dotted} is for {'female' if rule[0] == 'F' else 'male'} patients only: {rule[1]}")
+                  f"{facts.dotted} is for {'female' if srule[0] == 'F' else 'male'} patients only: {srule[1]}")
         if age is not None and (rule := facts.age) and not rule[0] <= age <= rule[1]:
             _edit(edits, "AGE_CONFLICT", [facts.dotted], f"{facts.dotted} at age {age}: {rule[2]}")
 
@@ -206,12 +206,12 @@ def code_line(line: ClaimLine, cells: dict[str, tuple[str, CodeFacts | None, str
     edits: list[dict] = []
     for problem in line.problems or ():
         _edit(edits, "MALFORMED_LINE", [], problem)
-    service = line.service_date
+    service: date | None = line.service_date
     codes, known, parts = [], [], []
     for pos, raw in line.dx:
         code, f, shown = cells[raw]
         codes.append(code)
-        if not shown:
+        if f is None or not shown:
             parts.append(_dumps(_unknown(pos, raw, code, f, edits)))
             continue
         known.append(f)
@@ -288,7 +288,7 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
     cells: dict[str, tuple] = {}
     texts: set[str] = set()
     for p in parsed:
-        if p.__class__ is str:
+        if isinstance(p, str):
             continue
         for _, raw in p.dx:
             if raw not in cells:
@@ -305,9 +305,9 @@ def code_records(layout: Layout, first_line: int, records: Sequence[str], resolv
         # A known code's diagnosis JSON after its position, made once per distinct cell of the chunk.
         cells[raw] = (code, f, "" if f is None or f.who_only else f"{_dumps(raw)},{f.shown}")
     suggestions = suggest(sorted(texts)) if texts else {}
-    rows, statuses, edit_counts = [], dict.fromkeys(("ok", "warning", "error"), 0), Counter()
+    rows, statuses, edit_counts = [], dict.fromkeys(("ok", "warning", "error"), 0), Counter[str]()
     for i, item in enumerate(parsed):
-        if item.__class__ is str:
+        if isinstance(item, str):
             malformed = malformed_record(first_line + i, records[i], item)
             record, status, edits = _dumps(malformed), "error", malformed["edits"]
         else:

@@ -149,7 +149,7 @@ def parse_note_ranges(text: str) -> tuple[tuple[str, ...], ...]:
         pairs: list[tuple[str, ...]] = [(lo, hi)]
         if suffix and m.start() < suffix.start():
             pairs = _with_suffixes(lo, hi, suffix["tail"])
-        elif qualifier and m.start() < qualified.start():
+        elif qualifier and qualified and m.start() < qualified.start():
             pairs = [(lo, hi, qualifier)]
         out.extend(p for p in pairs if p not in out)
     return tuple(out)
@@ -179,7 +179,7 @@ def _qualifier(m: re.Match) -> str | None:
     values = m["values"].upper().replace(" ", "")
     if m["join"] == "to" and second:
         return f"{first}-{second}:{values}" if len(values) == second - first + 1 else None
-    allowed = set()
+    allowed: set[str] = set()
     for part in re.split(r",|OR", values):
         if re.fullmatch(r"[0-9A-Z]-[0-9A-Z]", part):
             allowed.update(chr(c) for c in range(ord(part[0]), ord(part[2]) + 1))
@@ -202,7 +202,7 @@ def qualifier_holds(code: str, qualifier: str) -> bool:
     return any(len(code) >= int(p) and code[int(p) - 1] in allowed for p in positions)
 
 
-def _with_suffixes(lo: str, hi: str, tail: str) -> list[tuple[str, str]]:
+def _with_suffixes(lo: str, hi: str, tail: str) -> list[tuple[str, ...]]:
     """``("E08", "E13")`` + ``".51-.52"`` -> ``[("E0851", "E0852"), ..., ("E1351", "E1352")]``."""
     suffixes = re.findall(r"\.([0-9A-Z]{1,4})(?:-\.([0-9A-Z]{1,4}))?", tail)
     if not suffixes or len(lo) != 3 or len(hi) != 3 or lo[0] != hi[0]:
