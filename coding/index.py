@@ -24,9 +24,13 @@ TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter one
 TRIGRAM_SIMILARITY = 0.45
 VARIANTS_MEMO = 20_000  # looked-up words a process keeps (emptied when full)
 PREFIX_WEIGHT = 0.85
+INFLECTED_WEIGHT = 0.9  # "walk" -> "walking": the word itself, as the classification writes it
 # Parentheses hold nonessential modifiers ("Essential (primary) hypertension"): they match, but
 # do not make a description more specific.
 _NONESSENTIAL = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+# What a title leaves out is not what it is about: "Furuncle of back [any part, except buttock]" is no
+# answer to "boil on my buttock", "Serous conjunctivitis, except viral" none to "viral conjunctivitis".
+_EXCEPT = re.compile(r"\bexcept\b[^,;)\]]*", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -95,6 +99,7 @@ class SearchIndex:
             if with_:
                 index.with_[position] = with_
             for text, inclusion in ((description, False), *((t, True) for t in inclusions)):
+                text = _EXCEPT.sub(" ", text) if "xcept" in text else text
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
                 toks = [words.setdefault(t, t) for t in tokens(text)]
                 # What a title says it is without ("..., without rupture") is the default, not detail:
@@ -168,6 +173,8 @@ class SearchIndex:
         found: dict[str, float] = {}
         if token in self.postings:
             found[token] = 1.0
+        elif forms := self._inflected(token):  # a real word, not a typo of another ("walk" is not "wall")
+            found.update(dict.fromkeys(forms, INFLECTED_WEIGHT))
         elif (typos := max_typos(token)) and not token.isdigit():
             candidates = set()
             for variant in deletes(token, typos):
@@ -191,6 +198,14 @@ class SearchIndex:
                     break
                 found.setdefault(word, PREFIX_WEIGHT)
         return found
+
+    def _inflected(self, token: str) -> list[str]:
+        """The index's -ing and -ed forms of a word it does not hold ("walk": walking, walked;
+        "bite": biting; "swim": swimming)."""
+        if len(token) < 3 or not token.isalpha():
+            return []
+        stems = [token, token[:-1]] if token.endswith("e") else [token, token + token[-1]]
+        return [form for stem in stems for form in (stem + "ing", stem + "ed") if form in self.postings]
 
     def similar(self, token: str) -> str | None:
         """The long index word sharing the most trigrams with `token` (Jaccard >= TRIGRAM_SIMILARITY),

@@ -32,6 +32,7 @@ from coding.terms import (
     FRAMING,
     NARROWING,
     NEUTRAL,
+    SIDES,
     SITE_WEIGHT,
     SITES,
     Synonyms,
@@ -53,6 +54,7 @@ UNASKED_KIND = 0.95  # an entry naming one of UNASKED for a query that does not
 UNASKED = ("family",)  # "history of colon polyps" is the patient's own
 UNASKED_WITH = 0.97  # a title "with" a complication the query does not name: the plain code first
 WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (search_index)
+CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
 _FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
@@ -271,6 +273,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             if weak and not covered and score >= MIN_SCORE:  # the site with some of the condition
                 covered = (any(not key[0].isdisjoint(found) for found in left_checks)
                            and any(not key[0].isdisjoint(found) for found in other_checks))
+            if other_checks and all(key[0].isdisjoint(found) for found in other_checks):
+                score = partial[key] = score * CONDITION_MISS  # the site without the condition
         score = score + bonus - malus + prior
         if qualified and position in said:
             score *= _contradiction(said[position], core)
@@ -454,7 +458,7 @@ def _weak_preferred(table: Synonyms, words: Sequence[str]) -> tuple[tuple[str, .
     sites ("rash on my arm": the rash's code, unless some code has both), else all but a framing word
     that has a code of its own ("hpv vaccine": whatever the vaccine, the encounter is Z23)."""
     bag = frozenset(words)
-    core = bag - _FILLER - SITES
+    core = bag - _FILLER - SITES - SIDES
     if core and core != bag and core in table.preferred:
         return table.preferred[core], bag - core
     framed = next((w for w in words if w in FRAMING and frozenset([w]) in table.preferred), None)

@@ -41,12 +41,13 @@ DESCRIPTOR_WEIGHT = 0.3
 # it; a code with the site but another condition (an abscess of the hand) must not win.
 SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest knee knees shoulder hip "
              "ankle wrist elbow finger fingers toe toes thumb eye eyes ear ears nose mouth lip lips skin "
-             "scalp forehead cheek jaw belly stomach groin buttock thigh calf shin heel")
+             "scalp forehead cheek jaw belly stomach groin buttock thigh calf shin heel great")
 SITE_WEIGHT = 0.6
 # Words that qualify a condition (course, severity, side): the same weight as a lay site, for the
 # same reason ("insomnia chronic" is insomnia; "knee pain bilateral" is knee pain, not ocular pain).
 MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent bilateral "
                  "unilateral right left")
+SIDES = _set("right left bilateral")  # of a lay site: "gout right big toe" is gout of a site
 NARROWING = SITES | MODIFIERS  # the words that weigh SITE_WEIGHT beside a condition
 # Words whose place in a phrase carries its sense: a curated phrase with one matches in its order only.
 ORDERED = _set("with without no not non after before due")

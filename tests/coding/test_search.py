@@ -231,6 +231,24 @@ def test_a_word_known_only_by_a_typo_counts_for_less(index) -> None:
     assert top(index, "community acquired pneumonia")[0] == "J18.9"
 
 
+def test_a_word_the_index_holds_only_inflected_is_that_word_not_a_typo(index) -> None:
+    # "walk" is in no title ("walking" is): it was read as a typo of "wall" (chest wall pain first).
+    found = top(index, "my knee hurts when i walk")
+    assert found[0].startswith("M25.56") and "R07.89" not in found
+
+
+def test_what_a_title_says_it_is_except_is_not_a_match(index) -> None:
+    # "Furuncle of back [any part, except buttock and flank]" ranked beside the buttock's own code.
+    assert top(index, "boil on my butt", 3)[0] == "L02.32"
+    assert not any(code.startswith("L02.22") for code in top(index, "boil on my butt", 3))
+
+
+def test_a_site_without_the_condition_is_no_answer(index) -> None:
+    # Every code with "right great toe" is an injury; gout of the toe is gout of the foot.
+    found = top(index, "gout flare right big toe")
+    assert found[0] == "M10.071" and not any(code.startswith("S9") for code in found)
+
+
 def test_a_rewrite_is_rewritten_once_more(index) -> None:
     # "hurts" -> "pain", then "stomach pain" -> abdominal pain (R10.9); one pass left "stomach" "pain".
     assert top(index, "stomach hurts")[0] == top(index, "stomach pain")[0]
