@@ -35,6 +35,7 @@ from coding.terms import (
     SIDES,
     SITE_WEIGHT,
     SITES,
+    WHEN,
     Synonyms,
     stem,
     synonyms,
@@ -458,7 +459,7 @@ def _weak_preferred(table: Synonyms, words: Sequence[str]) -> tuple[tuple[str, .
     sites ("rash on my arm": the rash's code, unless some code has both), else all but a framing word
     that has a code of its own ("hpv vaccine": whatever the vaccine, the encounter is Z23)."""
     bag = frozenset(words)
-    core = bag - _FILLER - SITES - SIDES
+    core = bag - _FILLER - SITES - SIDES - WHEN
     if core and core != bag and core in table.preferred:
         return table.preferred[core], bag - core
     framed = next((w for w in words if w in FRAMING and frozenset([w]) in table.preferred), None)

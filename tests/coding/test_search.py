@@ -249,6 +249,13 @@ def test_a_site_without_the_condition_is_no_answer(index) -> None:
     assert found[0] == "M10.071" and not any(code.startswith("S9") for code in found)
 
 
+def test_when_a_condition_happens_does_not_change_what_it_is(index) -> None:
+    # "night" found night blindness and night terrors first: a code with both ("night sweats") stays.
+    assert top(index, "coughing at night")[0] == "R05.9"
+    assert top(index, "threw up all night")[0] == "R11.10"
+    assert top(index, "night sweats")[0] == "R61"
+
+
 def test_a_rewrite_is_rewritten_once_more(index) -> None:
     # "hurts" -> "pain", then "stomach pain" -> abdominal pain (R10.9); one pass left "stomach" "pain".
     assert top(index, "stomach hurts")[0] == top(index, "stomach pain")[0]
