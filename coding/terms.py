@@ -48,9 +48,9 @@ SITE_WEIGHT = 0.6
 MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent bilateral "
                  "unilateral right left")
 SIDES = _set("right left bilateral")  # of a lay site: "gout right big toe" is gout of a site
-# Words saying when rather than what ("threw up all night" is vomiting): weighed and stood in for as a
-# lay site is; a code with both ("night sweats") is still found whole.
-WHEN = _set("night nightly nighttime day daily morning evening time week weekly constantly today")
+# Words saying when rather than what ("threw up all night" is vomiting, "f/u htn" a visit for hypertension):
+# weighed and stood in for as a lay site is; a code with both ("night sweats") is still found whole.
+WHEN = _set("night nightly nighttime day daily morning evening time week weekly constantly today follow up")
 NARROWING = SITES | MODIFIERS | WHEN  # the words that weigh SITE_WEIGHT beside a condition
 # Words whose place in a phrase carries its sense: a curated phrase with one matches in its order only.
 ORDERED = _set("with without no not non after before due")

@@ -256,6 +256,14 @@ def test_when_a_condition_happens_does_not_change_what_it_is(index) -> None:
     assert top(index, "night sweats")[0] == "R61"
 
 
+def test_a_follow_up_of_a_condition_is_the_condition(index) -> None:
+    # "f/u htn" found postpartum and antenatal follow-up codes; a follow-up alone is Z09, and one
+    # after a cancer's treatment Z08 (a code holding both).
+    assert top(index, "f/u htn")[0] == "I10"
+    assert top(index, "follow up")[0] == "Z09"
+    assert top(index, "follow up for breast cancer")[0] == "Z08"
+
+
 def test_a_rewrite_is_rewritten_once_more(index) -> None:
     # "hurts" -> "pain", then "stomach pain" -> abdominal pain (R10.9); one pass left "stomach" "pain".
     assert top(index, "stomach hurts")[0] == top(index, "stomach pain")[0]
