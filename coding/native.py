@@ -49,7 +49,8 @@ def use_source() -> None:
 
 def compiled() -> bool:
     """Whether the claim path runs compiled in this process (after its modules are imported)."""
-    return all(not (getattr(sys.modules.get(m), "__file__", None) or ".py").endswith(".py") for m in COMPILED)
+    files = [getattr(sys.modules.get(module), "__file__", None) or "" for module in COMPILED]
+    return all(file and not file.endswith(".py") for file in files)
 
 
 def check() -> None:

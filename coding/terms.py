@@ -45,9 +45,9 @@ SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest k
 SITE_WEIGHT = 0.6
 # Words that qualify a condition (course, severity, side): the same weight as a lay site, for the
 # same reason ("insomnia chronic" is insomnia; "knee pain bilateral" is knee pain, not ocular pain).
-MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent bilateral "
-                 "unilateral right left")
 SIDES = _set("right left bilateral")  # of a lay site: "gout right big toe" is gout of a site
+MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent "
+                 "unilateral") | SIDES
 # Words saying when rather than what ("threw up all night" is vomiting, "f/u htn" a visit for hypertension):
 # weighed and stood in for as a lay site is; a code with both ("night sweats") is still found whole.
 WHEN = _set("night nightly nighttime day daily morning evening time week weekly constantly today follow up")
