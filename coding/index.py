@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 
-from coding.terms import ENCOUNTER, NEUTRAL, deletes, edit_distance, max_typos, synonyms, tokens
+from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, synonyms, tokens
 
 FUZZY_WEIGHT = 0.8
 TRIGRAM_WEIGHT = 0.7
@@ -84,6 +84,8 @@ class SearchIndex:
         """The index of `rows` (fetch_search_rows), which it empties as it goes: a worker coding
         dx_text builds this beside its claim memo, and the rows are ~15 MB of the build's peak."""
         index = cls(release_id)
+        sites = _body_sites(row[2] for row in rows)
+        nos: dict[int, list[frozenset[str]]] = defaultdict(list)
         raw: list[tuple[int, list[str], bool, int, int]] = []
         words: dict[str, str] = {}  # one string object per distinct token (measured: -40 MB)
         empty: dict[str, str] = {}
@@ -93,12 +95,16 @@ class SearchIndex:
             index.codes.append(CodeRecord(code, dotted, description, billable, chapter, depth, seventh,
                                           seven or empty, _unspecified(lowered)))
             index.by_code[code] = position
-            without, with_ = _qualified(description)  # the title's, for its inclusion terms too
+            without, with_ = _qualified(description, sites)  # the title's, for its inclusion terms too
             if without:
                 index.without[position] = without
             if with_:
                 index.with_[position] = with_
-            for text, inclusion in ((description, False), *((t, True) for t in inclusions)):
+            for term in inclusions:
+                if " NOS" in term:  # "Pulmonary embolism NOS" under I26.99: where the Index sends the term
+                    nos[position].append(frozenset(tokens(term)) - {"nos"})
+            named = [a for t in (description, *inclusions) for a in _ABBREVIATION.findall(t) if _names(a, t)]
+            for text, inclusion in ((description, False), *((t, True) for t in (*inclusions, *named))):
                 text = _EXCEPT.sub(" ", text) if "xcept" in text else text
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
                 toks = [words.setdefault(t, t) for t in tokens(text)]
@@ -138,7 +144,7 @@ class SearchIndex:
                     neighbours[variant].append(word)
         index.neighbours = dict(neighbours)
         index.sorted_codes = sorted(index.by_code)
-        index.default_child = _default_children(index, parents)
+        index.default_child = _default_children(index, parents, nos)
         index.prior = _priors(index, synonyms().priors)
         index.max_prior = max(index.prior.values(), default=0.0)
         index.code_order = [0] * len(index.codes)
@@ -261,18 +267,65 @@ _WITHOUT = re.compile(r"\b(?:without|not) ([^,()\[\]]+?)(?=\bwith\b|,|\(|\[|$)")
 _WITH = re.compile(r"\bwith ([^,()\[\]]+?)(?=\bwith|,|\(|\[|$)")
 
 
-def _qualified(text: str) -> tuple[tuple[frozenset[str], ...], tuple[frozenset[str], ...]]:
+_ABBREVIATION = re.compile(r"\(([A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)?)\)")
+
+
+def _names(abbreviation: str, title: str) -> bool:
+    """Whether the classification's own abbreviation in a title names what the title is, so that it
+    alone finds the code: the initials of every word before it are its letters in order, from its
+    first ("Systemic inflammatory response syndrome (SIRS) of ...", "Non-ST elevation (NSTEMI) ...").
+    One naming a part of the title does not ("High risk human papillomavirus (HPV) DNA test
+    positive", "Personal history of transient ischemic attack (TIA)")."""
+    if sum(ch.isupper() for ch in abbreviation) < 2 or abbreviation == "NOS":
+        return False
+    before = title[:title.index(f"({abbreviation})")].lower()
+    initials = [w[0] for w in re.split(r"[\s\-/]+", before) if w and w not in _LINKING]
+    letters = iter(abbreviation.lower())
+    return bool(initials) and initials[0] == abbreviation[0].lower() and all(i in letters for i in initials)
+
+
+_LINKING = frozenset({"of", "and", "with", "the", "in", "to", "for"})
+
+
+# Injury titles name a body site after "of" and nothing else there: the classification's own list of
+# sites ("Contusion of scalp", "Abrasion of lower back and pelvis"), with the lay sites and sides.
+_SITE_TITLE = re.compile(r"^(?:contusion|abrasion|laceration without foreign body|puncture wound without foreign "
+                         r"body|blister \(nonthermal\)|external constriction) of ([^,]+?)(?= with|,|$)")
+_PLACE = frozenset({"lower", "upper", "other", "part", "site", "sites", "multiple", "extremity", "unspecified"})
+
+
+def _body_sites(descriptions) -> frozenset[str]:
+    found = set(SITES | SIDES | _PLACE)
+    for description in descriptions:
+        if match := _SITE_TITLE.match(description.lower()):
+            found.update(tokens(match.group(1)))
+    return frozenset(found)
+
+
+def _qualified(text: str, sites: frozenset[str] = frozenset()) -> tuple[tuple[frozenset[str], ...],
+                                                                          tuple[frozenset[str], ...]]:
     """What a title says it is without, and what it says it is with, as word sets ("Hypertensive heart
-    disease without heart failure" -> ({heart, failure},), ()); "or" and "and" part them."""
+    disease without heart failure" -> ({heart, failure},), ()); "or" and "and" part them. The body
+    site a phrase ends on is where, not what: "Laceration without foreign body of scalp" is without
+    {foreign, body}, so "scalp laceration" is that code, not the one with a foreign body."""
     lowered = text.lower().replace("not associated with", "without")  # N64.3 galactorrhea, not childbirth
     if " with" not in lowered and " not " not in lowered:
         return (), ()
-    return _phrases(_WITHOUT.findall(lowered)), _phrases(_WITH.findall(lowered))
+    return _phrases(_WITHOUT.findall(lowered), sites), _phrases(_WITH.findall(lowered), sites)
 
 
-def _phrases(found: list[str]) -> tuple[frozenset[str], ...]:
-    parts = (frozenset(tokens(part)) - NEUTRAL for text in found for part in re.split(r" or | and ", text))
+def _phrases(found: list[str], sites: frozenset[str]) -> tuple[frozenset[str], ...]:
+    parts = (_what(part, sites) - NEUTRAL for text in found for part in re.split(r" or | and ", text))
     return tuple(dict.fromkeys(part for part in parts if part))
+
+
+def _what(phrase: str, sites: frozenset[str]) -> frozenset[str]:
+    """The words of a phrase less the body site it names after "of" ("loss of consciousness" keeps all)."""
+    head, of, tail = phrase.partition(" of ")
+    if not of:
+        return frozenset(tokens(phrase))
+    rest = [t for t in tokens(tail) if t not in sites]
+    return frozenset(tokens(head)).union(rest)
 
 
 def _grams(word: str) -> set[str]:
@@ -286,7 +339,8 @@ def _option_tokens(text: str) -> frozenset[str]:
     return frozenset(tokens(text))
 
 
-def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]]) -> dict[int, int]:
+def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]],
+                      nos: dict[int, list[frozenset[str]]]) -> dict[int, int]:
     """For a header code (not billable, no 7th character), the billable code a term without detail
     goes to: the "unspecified" child, followed down ("J18" -> "J18.9", "S62.10" -> "S62.109")."""
     children: dict[int, list[int]] = defaultdict(list)
@@ -302,7 +356,7 @@ def _default_children(index: SearchIndex, parents: list[tuple[str, str | None]])
             continue
         current, seen = header, 0
         while current in children and seen < 4:
-            step = _default_step(index, children[current])
+            step = _default_step(index, current, children[current], nos)
             if step is None:
                 break
             current = step
@@ -323,9 +377,12 @@ def _unspecified_complications(index: SearchIndex, kids: list[int]) -> None:
                 index.codes[kid].unspecified = False
 
 
-def _default_step(index: SearchIndex, kids: list[int]) -> int | None:
+def _default_step(index: SearchIndex, header: int, kids: list[int],
+                  nos: dict[int, list[frozenset[str]]]) -> int | None:
     """The child a term without detail goes to, one level down, as the Alphabetic Index sends an NOS
     term: the "unspecified" child (by convention its last character is 9, or 0); failing one, the
+    one child that lists the term "NOS" among its inclusion terms (I26.9 -> I26.99 "Other pulmonary
+    embolism ...", which lists "Pulmonary embolism NOS"; not I26.90 "Septic ..."); failing that, the
     child "without" the complication its siblings add ("Graves' disease" -> E05.00, "... without
     thyrotoxic crisis"; "ketoacidosis" -> E11.10, "... without coma"); failing that, "Other ..." as
     the 8 ("Ascites" -> R18.8, beside "Malignant ascites")."""
@@ -336,6 +393,10 @@ def _default_step(index: SearchIndex, kids: list[int]) -> int | None:
         return min(unspecified, key=lambda k: (-codes[k].description.lower().count("unspecified"),
                                                codes[k].code[-1] != "9", codes[k].code[-1] != "0",
                                                len(codes[k].description), codes[k].code))
+    title = frozenset(tokens(codes[header].description))
+    named = [k for k in kids if any(term <= title for term in nos.get(k, ()))]
+    if len(named) == 1:
+        return named[0]
     without = [k for k in kids if " without " in codes[k].description]
     if without:  # the fewest "with": K42.9 "... without obstruction or gangrene", not K42.0 "with obstruction"
         return min(without, key=lambda k: (-codes[k].description.count(" without "),

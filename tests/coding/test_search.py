@@ -86,6 +86,38 @@ def test_not_associated_with_is_without() -> None:
     assert _qualified("Galactorrhea not associated with childbirth") == ((frozenset({"childbirth"}),), ())
 
 
+def test_the_body_site_a_with_or_without_phrase_ends_on_is_where_not_what(index) -> None:
+    from coding.index import _qualified
+
+    # S01.01 is without {foreign, body}; "scalp" is where, so "scalp laceration" is that code and
+    # not S01.02 "Laceration with foreign body of scalp".
+    assert _qualified("Laceration without foreign body of scalp", frozenset({"scalp"})) == (
+        (frozenset({"foreign", "body"}),), ())
+    assert _qualified("Concussion with loss of consciousness", frozenset({"scalp"}))[1] == (
+        frozenset({"loss", "consciousness"}),)  # not a site: kept
+    assert top(index, "scalp laceration")[0] == "S01.01XA"
+    assert top(index, "laceration of finger")[0].startswith("S61.2")  # not a tendon laceration (S65)
+    assert top(index, "laceration of scalp with foreign body")[0] == "S01.02XA"
+
+
+def test_a_header_term_goes_to_the_child_listing_it_nos(index) -> None:
+    # I26.9's children are all "without acute cor pulmonale"; I26.99 "Other ..." lists "Pulmonary
+    # embolism NOS": there the Index sends the term, not to I26.90 "Septic ...".
+    assert top(index, "PE without cor pulmonale")[0] == "I26.99"
+    assert top(index, "persistent atrial fibrillation")[0] == "I48.19"  # "Persistent atrial fibrillation NOS"
+
+
+def test_an_abbreviation_the_classification_gives_finds_the_code_it_names(index) -> None:
+    assert top(index, "SIRS")[0] == "R65.10"  # "... syndrome (SIRS) ...": not heatstroke ("siriasis")
+    # "High risk human papillomavirus (HPV) DNA test positive" is not what "HPV" names.
+    assert not top(index, "hpv")[0].startswith(("R85", "R87"))
+
+
+def test_curated_clinical_words_for_the_classification_words(index) -> None:
+    assert top(index, "acute cholecystitis with cholelithiasis")[0] == "K80.00"  # calculus of gallbladder
+    assert top(index, "cholelithiasis")[0] == "K80.20"
+
+
 def test_a_title_with_a_complication_the_query_does_not_name_comes_after_one_without(index) -> None:
     assert top(index, "dm type 1 with ketoacidosis")[0] == "E10.10"  # not E10.11 "... with coma"
     assert top(index, "dm type 1 with ketoacidosis with coma")[0] == "E10.11"
