@@ -383,9 +383,10 @@ def _default_step(index: SearchIndex, header: int, kids: list[int],
     term: the "unspecified" child (by convention its last character is 9, or 0); failing one, the
     one child that lists the term "NOS" among its inclusion terms (I26.9 -> I26.99 "Other pulmonary
     embolism ...", which lists "Pulmonary embolism NOS"; not I26.90 "Septic ..."); failing that, the
-    child "without" the complication its siblings add ("Graves' disease" -> E05.00, "... without
-    thyrotoxic crisis"; "ketoacidosis" -> E11.10, "... without coma"); failing that, "Other ..." as
-    the 8 ("Ascites" -> R18.8, beside "Malignant ascites")."""
+    accidental one of a poisoning's intents; failing that, the child "without" the complication its
+    siblings add ("Graves' disease" -> E05.00, "... without thyrotoxic crisis"; "ketoacidosis" ->
+    E11.10, "... without coma"); failing that, "Other ..." as the 8 ("Ascites" -> R18.8, beside
+    "Malignant ascites"), or the one 9 that says "other" (the residual, NEC)."""
     codes = index.codes
     unspecified = [k for k in kids if codes[k].unspecified]
     if unspecified:
@@ -397,12 +398,22 @@ def _default_step(index: SearchIndex, header: int, kids: list[int],
     named = [k for k in kids if any(term <= title for term in nos.get(k, ()))]
     if len(named) == 1:
         return named[0]
+    # A poisoning or toxic effect whose intent is not documented is coded accidental (guidelines
+    # I.C.19.e.5.b): "bee sting" -> T63.441, "Toxic effect of venom of bees, accidental (unintentional)".
+    accidental = [k for k in kids if codes[k].description.endswith("accidental (unintentional)")]
+    if len(accidental) == 1:
+        return accidental[0]
     without = [k for k in kids if " without " in codes[k].description]
     if without:  # the fewest "with": K42.9 "... without obstruction or gangrene", not K42.0 "with obstruction"
         return min(without, key=lambda k: (-codes[k].description.count(" without "),
                                            codes[k].description.count(" with "), codes[k].code[-1] != "0",
                                            len(codes[k].description), codes[k].code))
     other = [k for k in kids if codes[k].description.startswith("Other ") and codes[k].code[-1] == "8"]
+    if len(other) == 1:
+        return other[0]
+    # The residual child, NEC, as the last character 9 (I21.1 "STEMI of inferior wall" -> I21.19
+    # "... involving other coronary artery of inferior wall", beside I21.11 "... right coronary artery").
+    other = [k for k in kids if " other " in f" {codes[k].description.lower()} " and codes[k].code[-1] == "9"]
     return other[0] if len(other) == 1 else None
 
 

@@ -58,6 +58,7 @@ WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (se
 CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
 _FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
+HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -297,6 +298,11 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 boost *= _contradiction(said[child], core)
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - 0.05
+    codes = index.codes
+    for position in [p for p in best if p not in defaults]:  # a header with no default child still
+        record = codes[position]  # ranks after what can be billed ("melanoma of back": C43.59, then C43.5)
+        if not (record.billable or record.requires_seventh):
+            best[position] -= HEADER
     for top, listed in ((1.0, preferred), (WEAK_PREFERRED, () if covered else weak)):
         for rank_, code in enumerate(listed):
             position = index.position_of(code)

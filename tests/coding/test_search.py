@@ -107,6 +107,17 @@ def test_a_header_term_goes_to_the_child_listing_it_nos(index) -> None:
     assert top(index, "persistent atrial fibrillation")[0] == "I48.19"  # "Persistent atrial fibrillation NOS"
 
 
+def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
+    assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
+
+
+def test_a_header_without_a_default_ranks_after_the_codes_beneath_it(index) -> None:
+    # C43.5 "... of trunk" is not billable; C43.59 "... other part of trunk" is the default (a 9, "other").
+    assert top(index, "melanoma of back")[0] == "C43.59"
+    assert top(index, "STEMI inferior wall")[0] == "I21.19"  # not I22.1, a subsequent STEMI
+    assert top(index, "obesity due to excess calories")[0] == "E66.09"
+
+
 def test_an_abbreviation_the_classification_gives_finds_the_code_it_names(index) -> None:
     assert top(index, "SIRS")[0] == "R65.10"  # "... syndrome (SIRS) ...": not heatstroke ("siriasis")
     # "High risk human papillomavirus (HPV) DNA test positive" is not what "HPV" names.
