@@ -20,6 +20,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from api import ratelimit
 from api.context import db
 from api.errors import ApiError
 
@@ -125,6 +126,6 @@ def _authenticate() -> None:
 def _install(state) -> None:
     app: Flask = state.app
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["CACHE_URL"])
-    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    app.config.setdefault("RATELIMIT_STRATEGY", ratelimit.NAME)  # limits' moving window, one round trip
     limiter.init_app(app)  # its check runs first, so refused and unauthenticated answers carry headers
     app.before_request(_authenticate)

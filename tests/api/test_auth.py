@@ -59,3 +59,23 @@ def test_over_the_limit_is_429_with_retry_after(client, keys):
     assert refused.status_code == 429 and refused.get_json()["error"]["code"]
     assert int(refused.headers["Retry-After"]) > 0
     assert refused.headers["RateLimit-Limit"] == "60" and refused.headers["RateLimit-Remaining"] == "0"
+
+
+def test_the_limit_counts_down_by_one_each_call_in_one_redis_round_trip(client, keys, app):
+    from redis import Redis
+
+    slow = {"X-API-Key": keys["slow"]}
+    redis = Redis.from_url(app.config["RATELIMIT_STORAGE_URI"])
+
+    def evalsha_calls() -> int:
+        return int(redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before = evalsha_calls()
+    remaining = [int(client.get("/v1/releases", headers=slow).headers["RateLimit-Remaining"]) for _ in range(5)]
+    assert remaining == [59, 58, 57, 56, 55]
+    assert evalsha_calls() - before == 5  # the hit and the window for the headers: one script
+    # What it keeps is limits' own moving window: the library's strategy reads the same count.
+    storage = auth.limiter.limiter.storage
+    [key] = [k.decode().removeprefix(f"{storage.key_prefix}:")
+             for k in redis.scan_iter(match=f"*{auth.hash_key(keys['slow'])}*")]
+    assert storage.get_moving_window(key, 60, 60)[1] == 5
