@@ -28,8 +28,8 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	@# the compiled modules must type-check, or the install quietly runs them as Python
-	$(VENV)/bin/mypy coding/claims.py coding/claim_csv.py
+	@# the compiled modules must type-check, or the install quietly runs them as Python; search too
+	$(VENV)/bin/mypy coding/claims.py coding/claim_csv.py coding/search.py coding/index.py coding/terms.py
 
 bench: bench-search bench-claims
 

@@ -119,12 +119,11 @@ class SearchIndex:
         raw.sort(key=lambda e: (e[3], e[2], index.codes[e[0]].code))
         postings: dict[str, set[int]] = defaultdict(set)
         ordered: dict[str, list[int]] = defaultdict(list)
-        inclusions: list[bool] = []  # per entry: an inclusion term, not the title
+        sized: list[tuple[int, int, bool]] = []  # per entry: code, size, an inclusion term (not the title)
         for entry, (position, toks, inclusion, size, full) in enumerate(raw):
-            index.entry_facts.append((position, size))  # completed below, once the priors are known
+            sized.append((position, size, inclusion))  # entry_facts, below, once the priors are known
             if full != size:
                 index.full_size[entry] = full
-            inclusions.append(inclusion)
             index.entry_tokens.append(tuple(dict.fromkeys(toks)))
             for tok in toks:
                 if entry not in postings[tok]:
@@ -150,11 +149,11 @@ class SearchIndex:
         index.code_order = [0] * len(index.codes)
         for order, code in enumerate(index.sorted_codes):
             index.code_order[index.by_code[code]] = order
-        for entry, ((position, size), inclusion) in enumerate(zip(index.entry_facts, inclusions, strict=True)):
+        for position, size, inclusion in sized:
             record = index.codes[position]
-            index.entry_facts[entry] = (
+            index.entry_facts.append((
                 position, size, 0.03 * (record.billable or record.requires_seventh) + 0.03 * record.unspecified,
-                0.02 * inclusion + 0.04 * record.description.startswith("Other"), index.prior.get(position, 0.0))
+                0.02 * inclusion + 0.04 * record.description.startswith("Other"), index.prior.get(position, 0.0)))
         return index
 
     def variants(self, token: str, last: bool, trigrams: bool = True) -> dict[str, float]:
@@ -182,7 +181,7 @@ class SearchIndex:
         elif forms := self._inflected(token):  # a real word, not a typo of another ("walk" is not "wall")
             found.update(dict.fromkeys(forms, INFLECTED_WEIGHT))
         elif (typos := max_typos(token)) and not token.isdigit():
-            candidates = set()
+            candidates: set[str] = set()
             for variant in deletes(token, typos):
                 candidates.update(self.neighbours.get(variant, ()))
                 if variant in self.postings:
@@ -194,9 +193,9 @@ class SearchIndex:
                 for _, _, word in sorted(s for s in scored if s[0] == best)[:3]:
                     found[word] = FUZZY_WEIGHT
         if not found and trigrams and len(token) >= TRIGRAM_MIN and not token.isdigit():
-            word = self.similar(token)
-            if word is not None:
-                found[word] = TRIGRAM_WEIGHT
+            close = self.similar(token)
+            if close is not None:
+                found[close] = TRIGRAM_WEIGHT
         if last and len(token) >= 3 and not token.isdigit():
             start = bisect.bisect_left(self.vocabulary, token)
             for word in self.vocabulary[start:start + 40]:

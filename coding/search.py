@@ -251,7 +251,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
     # canonical code standing in for "condition + site" (or "vaccine + which") is not needed.
     covered = False
-    left_checks, other_checks = [], []
+    left_checks: list[tuple[str, ...]] = []
+    other_checks: list[tuple[str, ...]] = []
     for (found, _), term in zip(checks, terms, strict=True) if weak else ():
         if found:
             (left_checks if term in left_out else other_checks).append(found)
@@ -305,9 +306,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             best[position] -= HEADER
     for top, listed in ((1.0, preferred), (WEAK_PREFERRED, () if covered else weak)):
         for rank_, code in enumerate(listed):
-            position = index.position_of(code)
-            if position is not None and _keep(index.codes[position], query):
-                best[position] = max(best.get(position, 0.0), top - 0.01 * rank_)
+            at = index.position_of(code)
+            if at is not None and _keep(index.codes[at], query):
+                best[at] = max(best.get(at, 0.0), top - 0.01 * rank_)
     asked = set(words)
     return [_present(index, p, min(1.0, max(0.0, score)), asked) for p, score in _top(index, best, query.limit)]
 
@@ -620,7 +621,7 @@ def search(conn: Connect, cache: Cache | None, query: Query) -> tuple[list[dict]
     listener = announced(cache.url) if cache is not None else None
     if listener is not None and memo.takes_announced and listener.on_value is None:
         listener.on_value = _take_announced
-    results = cache.get(key) if listener is not None and key in listener else None
+    results = cache.get(key) if cache is not None and listener is not None and key in listener else None
     if results is not None:
         memo.put(key, results)
         return results, True

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 
 def list_releases(conn: Connection) -> list[dict]:
@@ -50,7 +50,7 @@ def categories(conn: Connection) -> list[str]:
     return list(conn.execute(text("SELECT DISTINCT left(code, 3) FROM icd_codes ORDER BY 1")).scalars())
 
 
-def fetch_claim_rows(conn: Connection, codes: Sequence[str]) -> list[tuple]:
+def fetch_claim_rows(conn: Connection, codes: Sequence[str]) -> Sequence[Row]:
     """What the claim edits need of `codes` (no prefixes: inheritance is precomputed in claim_facts),
     every loaded release holding them, active first then newest: one `unnest(...) JOIN`. Each row:
     code, dotted, description, billable, requires_seventh, active, effective_from, effective_to,
