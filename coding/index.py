@@ -379,24 +379,36 @@ def _unspecified_complications(index: SearchIndex, kids: list[int]) -> None:
 def _default_step(index: SearchIndex, header: int, kids: list[int],
                   nos: dict[int, list[frozenset[str]]]) -> int | None:
     """The child a term without detail goes to, one level down, as the Alphabetic Index sends an NOS
-    term: the "unspecified" child (by convention its last character is 9, or 0); failing one, the
-    one child that lists the term "NOS" among its inclusion terms (I26.9 -> I26.99 "Other pulmonary
-    embolism ...", which lists "Pulmonary embolism NOS"; not I26.90 "Septic ..."); failing that, the
+    term: the one child that lists the term "NOS" among its inclusion terms (I26.9 -> I26.99 "Other
+    pulmonary embolism ...", which lists "Pulmonary embolism NOS", not I26.90 "Septic ..."; S06.0X ->
+    S06.0XA, which lists "Concussion NOS"); failing one, the "unspecified" child (by convention its
+    last character is 9, or 0), one "without" a complication before one "with"; failing that, the
     accidental one of a poisoning's intents; failing that, the child "without" the complication its
     siblings add ("Graves' disease" -> E05.00, "... without thyrotoxic crisis"; "ketoacidosis" ->
     E11.10, "... without coma"); failing that, "Other ..." as the 8 ("Ascites" -> R18.8, beside
     "Malignant ascites"), or the one 9 that says "other" (the residual, NEC)."""
     codes = index.codes
-    unspecified = [k for k in kids if codes[k].unspecified]
-    if unspecified:
-        # Most "unspecified" first: C85.90 "..., unspecified, unspecified site" before C85.99 "..., extranodal".
-        return min(unspecified, key=lambda k: (-codes[k].description.lower().count("unspecified"),
-                                               codes[k].code[-1] != "9", codes[k].code[-1] != "0",
-                                               len(codes[k].description), codes[k].code))
     title = frozenset(tokens(codes[header].description))
-    named = [k for k in kids if any(term <= title for term in nos.get(k, ()))]
+    # Of a header that lists things, the term is its whole concept, not one of them: "Nausea NOS"
+    # (R11.0) is not what R11 "Nausea and vomiting" sends to, nor "Benign neoplasm of anus NOS" D12's.
+    description = codes[header].description
+    core = (title.difference(*index.without.get(header, ()), NEUTRAL, {"without"})
+            if " and " in description or ", " in description else frozenset())
+    named = [k for k in kids if any(core <= term - NEUTRAL and term <= title for term in nos.get(k, ()))]
     if len(named) == 1:
         return named[0]
+    # "With" what the header is not (B27.99 "..., unspecified with other complication"); "with
+    # rheumatoid factor" under M05 "Rheumatoid arthritis with rheumatoid factor" is the header's own.
+    said = _WITH_COMPLICATION.findall(codes[header].description)
+    adds = {k: _with_only(codes[k].description, said) for k in kids}
+    unspecified = [k for k in kids if codes[k].unspecified]
+    if all(adds[k] for k in unspecified) and any(" without " in codes[k].description for k in kids):
+        unspecified = []  # K43: K43.9 "... without obstruction or gangrene", not "Other and unspecified ... with"
+    if unspecified:
+        # Most "unspecified" first: C85.90 "..., unspecified, unspecified site" before C85.99 "..., extranodal".
+        return min(unspecified, key=lambda k: (-codes[k].description.lower().count("unspecified"), adds[k],
+                                               codes[k].code[-1] != "9", codes[k].code[-1] != "0",
+                                               len(codes[k].description), codes[k].code))
     # A poisoning or toxic effect whose intent is not documented is coded accidental (guidelines
     # I.C.19.e.5.b): "bee sting" -> T63.441, "Toxic effect of venom of bees, accidental (unintentional)".
     accidental = [k for k in kids if codes[k].description.endswith("accidental (unintentional)")]
@@ -428,6 +440,15 @@ def _priors(index: SearchIndex, priors: dict[str, float]) -> dict[int, float]:
 
 
 _WITH_UNSPECIFIED = re.compile(r"\bwith unspecified [^,]*")
+
+
+def _with_only(description: str, said: list[str]) -> bool:
+    """A title "with" a complication (not one `said` by its header; "associated with" is none) and
+    "without" none."""
+    return " without " not in description and any(w not in said for w in _WITH_COMPLICATION.findall(description))
+
+
+_WITH_COMPLICATION = re.compile(r"(?<!associated) with [^,(]+")
 
 
 def _unspecified(lowered: str) -> bool:

@@ -402,6 +402,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         return coded
     table = synonyms()
     toks = _split_alphanumeric(index, table, tokens(_joined(index, query.text) if "-" in query.text else query.text))
+    toks = _lay_typos(index, table, toks)
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
     weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
@@ -525,6 +526,22 @@ def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
                 continue
         out.append(word)
     return out
+
+
+def _lay_typos(index: SearchIndex, table: Synonyms, toks: list[str]) -> list[str]:
+    """A misspelt lay word the classification does not hold ("shingels": shingles, a curated word for
+    zoster), corrected to it when no index word is near: typo tolerance for the curated words too."""
+    if all(w in index.postings for w in toks):
+        return toks
+    known = table.lay_neighbours
+    fixed = []
+    for word in toks:
+        if (word in index.postings or word in known.get(word, ()) or len(word) < 5 or word.isdigit()
+                or index.variants(word, last=False, trigrams=False)):
+            fixed.append(word)
+        else:
+            fixed.append(table.lay_word(word) or word)
+    return fixed
 
 
 def _corrected(index: SearchIndex, word: str) -> str:

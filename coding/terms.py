@@ -93,6 +93,21 @@ class Synonyms:
     # The same phrases of two or more words keyed by their words sorted: "back pain lower" is "lower
     # back pain" (a bag that two phrases share with different meanings is left out).
     unordered: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    # The words of the curated phrases (lay words the classification lacks: "shingles") by their
+    # one-deletion variants, so a misspelt one is found as an index word's typo is (lay_word()).
+    lay_neighbours: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def lay_word(self, word: str) -> str | None:
+        """The one word of the curated phrases a misspelt word stands for, at the fewest edits."""
+        typos = max_typos(word)
+        if not typos:
+            return None
+        candidates = {c for variant in deletes(word, typos) for c in self.lay_neighbours.get(variant, ())}
+        scored = sorted((edit_distance(word, c, typos), c) for c in candidates)
+        scored = [s for s in scored if s[0] <= typos]
+        if not scored or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+            return None  # none, or two as close: no guess
+        return scored[0][1]
 
     def rewrite(self, toks: list[str]) -> list[str]:
         """`rewrite`, then once more over what it made: "stomach hurts" -> "stomach pain" ->
@@ -121,7 +136,12 @@ def synonyms() -> Synonyms:
         if len(set(source)) > 1 and ORDERED.isdisjoint(source):
             bags.setdefault(tuple(sorted(source)), set()).add(target)
     unordered = {bag: next(iter(targets)) for bag, targets in bags.items() if len(targets) == 1}
-    table = Synonyms(rewrites, max(map(len, rewrites)), {}, alternatives, priors, unordered)
+    lay: dict[str, set[str]] = {}
+    for word in {w for source in rewrites for w in source if len(w) >= 5}:
+        for variant in deletes(word, 1):
+            lay.setdefault(variant, set()).add(word)
+    table = Synonyms(rewrites, max(map(len, rewrites)), {}, alternatives, priors, unordered,
+                     {variant: tuple(sorted(words)) for variant, words in lay.items()})
     preferred = {frozenset(table.rewrite(tokens(row["term"]))):  # keyed as a query is rewritten, so the two meet
                  tuple(c.strip().replace(".", "") for c in row["codes"].split()) for row in _rows("preferred.csv")}
     return replace(table, preferred=preferred)

@@ -107,6 +107,19 @@ def test_a_header_term_goes_to_the_child_listing_it_nos(index) -> None:
     assert top(index, "persistent atrial fibrillation")[0] == "I48.19"  # "Persistent atrial fibrillation NOS"
 
 
+def test_an_unspecified_header_goes_to_its_child_without_a_complication(index) -> None:
+    assert top(index, "mononucleosis")[0] == "B27.90"  # not B27.99 "..., unspecified with other complication"
+    # No child "unspecified" but ones "Other and unspecified ... with": the one without both.
+    assert top(index, "ventral hernia")[0] == "K43.9"
+    # A header that lists things: "Nausea NOS" (R11.0) is not what "nausea and vomiting" means.
+    assert top(index, "nausea and vomiting")[0] == "R11.2"
+
+
+def test_a_misspelt_lay_word_of_the_curated_table_is_corrected(index) -> None:
+    # "shingles" is no word of the classification (zoster): typo tolerance reaches the table too.
+    assert top(index, "shingels")[0] == top(index, "shingls")[0] == "B02.9"
+
+
 def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
     assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
 
