@@ -74,10 +74,20 @@ _SHORTHAND_WORDS = {"w/o": " without ", "w/": " with ", "s/p": " status post ", 
 
 
 def tokens(text: str) -> list[str]:
-    """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept."""
+    """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept, and "a" kept
+    where it is a letter that names something ("vitamin A", "hepatitis A", "group A")."""
     if "/" in text:
         text = _SHORTHAND.sub(lambda m: _SHORTHAND_WORDS[m[1].lower()], text)
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
+    out: list[str] = []
+    previous = ""
+    for w in words(text):
+        if w not in STOPWORDS or (w == "a" and previous in _LETTERED):
+            out.append(stem(w))
+        previous = w
+    return out
+
+
+_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep"})
 
 
 @dataclass(frozen=True)

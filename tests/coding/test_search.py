@@ -120,6 +120,14 @@ def test_a_misspelt_lay_word_of_the_curated_table_is_corrected(index) -> None:
     assert top(index, "shingels")[0] == top(index, "shingls")[0] == "B02.9"
 
 
+def test_the_letter_a_that_names_something_is_a_word(index) -> None:
+    assert tokens("Vitamin A deficiency") == ["vitamin", "a", "deficiency"]
+    assert tokens("a rash on a leg") == ["rash", "leg"]
+    assert top(index, "vitamin deficiency")[0] == "E56.9"  # not E50.9, vitamin A
+    assert top(index, "vitamin a deficiency")[0] == "E50.9"
+    assert top(index, "hepatitis a")[0] == "B15.9"
+
+
 def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
     assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
 
