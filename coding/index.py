@@ -78,6 +78,8 @@ class SearchIndex:
     with_words: frozenset[str] = frozenset()
     # Entry id -> its size counting what its title says it is without (entry_facts has it without).
     full_size: dict[int, int] = field(default_factory=dict)
+    external: list[bool] = field(default_factory=list)  # code index -> an external cause (chapter 20)
+    mostly_external: frozenset[str] = frozenset()  # words most of whose entries are external causes
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -142,6 +144,10 @@ class SearchIndex:
                 for variant in deletes(word, 1):
                     neighbours[variant].append(word)
         index.neighbours = dict(neighbours)
+        index.external = [record.chapter == 20 for record in index.codes]
+        index.mostly_external = frozenset(
+            word for word, entries in index.postings.items()
+            if 2 * sum(index.external[sized[e][0]] for e in entries) > len(entries))
         index.sorted_codes = sorted(index.by_code)
         index.default_child = _default_children(index, parents, nos)
         index.prior = _priors(index, synonyms().priors)
@@ -275,7 +281,7 @@ def _names(abbreviation: str, title: str) -> bool:
     first ("Systemic inflammatory response syndrome (SIRS) of ...", "Non-ST elevation (NSTEMI) ...").
     One naming a part of the title does not ("High risk human papillomavirus (HPV) DNA test
     positive", "Personal history of transient ischemic attack (TIA)")."""
-    if sum(ch.isupper() for ch in abbreviation) < 2 or abbreviation == "NOS":
+    if sum(ch.isupper() for ch in abbreviation) < 2 or abbreviation.lower() in _WORDS:
         return False
     before = title[:title.index(f"({abbreviation})")].lower()
     initials = [w[0] for w in re.split(r"[\s\-/]+", before) if w and w not in _LINKING]
@@ -284,6 +290,8 @@ def _names(abbreviation: str, title: str) -> bool:
 
 
 _LINKING = frozenset({"of", "and", "with", "the", "in", "to", "for"})
+# Abbreviations that are also everyday words ("hit by a car" is no heparin induced thrombocytopenia).
+_WORDS = frozenset({"nos", "hit", "tad", "mash", "lac", "all", "aid", "its", "add"})
 
 
 # Injury titles name a body site after "of" and nothing else there: the classification's own list of

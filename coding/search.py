@@ -58,6 +58,7 @@ WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (se
 CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
 _FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
+EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
@@ -248,6 +249,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Kinds of code the query did not ask for (UNASKED).
     unasked = [index.postings.get(w, ()) for w in UNASKED if w not in query_words]
     with_, without, full_size = index.with_, index.without, index.full_size
+    external = index.external
+    # A query naming a condition (a word mostly of chapters 1-19, 21) wants its code before the cause's.
+    condition = any(found and index.mostly_external.isdisjoint(found) for found, _ in checks)
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
     # canonical code standing in for "condition + site" (or "vaccine + which") is not needed.
     covered = False
@@ -286,6 +290,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 score *= UNASKED_KIND
         if position in with_ and any(phrase.isdisjoint(query_words) for phrase in with_[position]):
             score *= UNASKED_WITH  # "umbilical hernia": K42.9 (without obstruction), not K42.0 (with)
+        if condition and external[position]:
+            score *= EXTERNAL
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):

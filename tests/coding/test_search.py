@@ -128,6 +128,14 @@ def test_the_letter_a_that_names_something_is_a_word(index) -> None:
     assert top(index, "hepatitis a")[0] == "B15.9"
 
 
+def test_a_condition_comes_before_its_external_cause(index) -> None:
+    # W21.01 "Struck by football" is how it happened; the concussion is the diagnosis.
+    assert top(index, "concussion from football")[0].startswith("S06.0X")
+    assert top(index, "dog bite")[0] == "W54.0XXA"  # a query about the cause still finds it
+    # An abbreviation that is also a word is left to the word: no heparin induced thrombocytopenia.
+    assert top(index, "hit by a car")[0].startswith("V03")
+
+
 def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
     assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
 
