@@ -409,6 +409,8 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     table = synonyms()
     toks = _split_alphanumeric(index, table, tokens(_joined(index, query.text) if "-" in query.text else query.text))
     toks = _lay_typos(index, table, toks)
+    if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING:  # "i need a physical": the visit is the physical
+        toks = toks[2:]
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
     weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
@@ -532,6 +534,9 @@ def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
                 continue
         out.append(word)
     return out
+
+
+_ASKING = frozenset({"need", "want"})
 
 
 def _lay_typos(index: SearchIndex, table: Synonyms, toks: list[str]) -> list[str]:

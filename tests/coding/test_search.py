@@ -136,6 +136,12 @@ def test_a_condition_comes_before_its_external_cause(index) -> None:
     assert top(index, "hit by a car")[0].startswith("V03")
 
 
+def test_i_need_a_visit_is_the_visit(index) -> None:
+    assert top(index, "i need a physical")[0] == "Z00.00"
+    assert top(index, "i need my meds refilled")[0] == "Z76.0"
+    assert top(index, "physical abuse")[0].startswith("T74.11")  # "physical" alone is the exam, not in a phrase
+
+
 def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
     assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
 
