@@ -64,6 +64,7 @@ MIN_SCORE = 0.25  # below this a result shares little more than a common word wi
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
 SEVENTH_ONLY = ENCOUNTER - {"open", "closed"}
+_ALSO_CONDITIONS = frozenset({"delayed", "routine"})
 
 
 class SearchError(ValueError):
@@ -220,7 +221,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     curated canonical codes of the query) come first; `weak` ones (those of the query without the
     words `left_out`: its lay sites, or all but a framing word) score WEAK_PREFERRED where no entry
     holds one of those words beside one of the others."""
-    terms = [w for w in words if w not in SEVENTH_ONLY] or list(words)
+    # "delayed" and "routine" choose the 7th character only beside "healing" ("delayed puberty" is E30.0).
+    seventh = SEVENTH_ONLY if "healing" in words else SEVENTH_ONLY - _ALSO_CONDITIONS
+    terms = [w for w in words if w not in seventh] or list(words)
     table = synonyms()
     site_only = all(t in NARROWING or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
     variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in DESCRIPTORS),

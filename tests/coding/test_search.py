@@ -44,6 +44,9 @@ def test_fracture_of_wrist_gives_complete_wrist_fracture_codes(index) -> None:
 def test_encounter_words_choose_the_seventh_character(index) -> None:
     assert top(index, "wrist fracture subsequent encounter")[0].endswith("D")
     assert top(index, "hip fracture sequela")[0].endswith("S")
+    assert top(index, "wrist fracture subsequent encounter delayed healing")[0].endswith("G")
+    # Without "healing", "delayed" is a condition's word: delayed puberty, not a disorder of puberty.
+    assert top(index, "delayed puberty")[0] == "E30.0"
 
 
 def test_word_order_does_not_matter(index) -> None:
