@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 
-from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, synonyms, tokens
+from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, stem, synonyms, tokens
 
 FUZZY_WEIGHT = 0.8
 TRIGRAM_WEIGHT = 0.7
@@ -79,6 +79,8 @@ class SearchIndex:
     # Entry id -> its size counting what its title says it is without (entry_facts has it without).
     full_size: dict[int, int] = field(default_factory=dict)
     external: list[bool] = field(default_factory=list)  # code index -> an external cause (chapter 20)
+    # Code index -> the words its title says are unspecified ("..., unspecified trimester": trimester).
+    unspecifies: dict[int, frozenset[str]] = field(default_factory=dict)
     mostly_external: frozenset[str] = frozenset()  # words most of whose entries are external causes
 
     @classmethod
@@ -97,6 +99,8 @@ class SearchIndex:
             index.codes.append(CodeRecord(code, dotted, description, billable, chapter, depth, seventh,
                                           seven or empty, _unspecified(lowered)))
             index.by_code[code] = position
+            if unspecified := _UNSPECIFIED_WHAT.findall(lowered):
+                index.unspecifies[position] = frozenset(stem(w) for w in unspecified)
             without, with_ = _qualified(description, sites)  # the title's, for its inclusion terms too
             if without:
                 index.without[position] = without
@@ -272,6 +276,7 @@ _WITHOUT = re.compile(r"\b(?:without|not) ([^,()\[\]]+?)(?=\bwith\b|,|\(|\[|$)")
 _WITH = re.compile(r"\bwith ([^,()\[\]]+?)(?=\bwith|,|\(|\[|$)")
 
 
+_UNSPECIFIED_WHAT = re.compile(r"\bunspecified ([a-z]+)")
 _ABBREVIATION = re.compile(r"\(([A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)?)\)")
 
 

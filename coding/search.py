@@ -60,6 +60,9 @@ CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's con
 _FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
+UNSPECIFIED_AXIS = 0.05  # the unspecified code's bonus, and a little more, when the query specifies that axis
+_AXES = frozenset({"trimester", "degree", "stage"})
+_ORDINALS = frozenset({"first", "second", "third", "fourth", "1st", "2nd", "3rd", "1", "2", "3", "4", "5"})
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
 # Words that choose the 7th character rather than the code ("open"/"closed" also name conditions).
@@ -253,6 +256,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     unasked = [index.postings.get(w, ()) for w in UNASKED if w not in query_words]
     with_, without, full_size = index.with_, index.without, index.full_size
     external = index.external
+    # The query says which trimester, degree or stage ("first trimester"): a title leaving it
+    # "unspecified" is the lesser match, though it holds the ordinal elsewhere ("first pregnancy").
+    unspecifies = index.unspecifies
+    specified = _AXES.intersection(terms) if not _ORDINALS.isdisjoint(terms) else frozenset()
     # A query naming a condition (a word mostly of chapters 1-19, 21) wants its code before the cause's.
     condition = any(found and index.mostly_external.isdisjoint(found) for found, _ in checks)
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
@@ -295,6 +302,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             score *= UNASKED_WITH  # "umbilical hernia": K42.9 (without obstruction), not K42.0 (with)
         if condition and external[position]:
             score *= EXTERNAL
+        if specified and position in unspecifies and not unspecifies[position].isdisjoint(specified):
+            score -= UNSPECIFIED_AXIS  # "first trimester": not "..., unspecified trimester"
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):

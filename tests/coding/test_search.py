@@ -145,6 +145,12 @@ def test_i_need_a_visit_is_the_visit(index) -> None:
     assert top(index, "physical abuse")[0].startswith("T74.11")  # "physical" alone is the exam, not in a phrase
 
 
+def test_a_trimester_said_is_not_an_unspecified_one(index) -> None:
+    # Z34.00 "... normal first pregnancy, unspecified trimester" holds "first" too.
+    assert top(index, "first trimester pregnancy supervision")[0] in ("Z34.91", "Z34.01")
+    assert top(index, "hip pain")[0] == "M25.559"  # no side said: the unspecified side is right
+
+
 def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
     assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
 
