@@ -58,6 +58,7 @@ WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (se
 CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
 _FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
+_NOT_TYPED = DESCRIPTORS | NEUTRAL
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
 UNSPECIFIED_AXIS = 0.05  # the unspecified code's bonus, and a little more, when the query specifies that axis
@@ -229,7 +230,8 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     terms = [w for w in words if w not in seventh] or list(words)
     table = synonyms()
     site_only = all(t in NARROWING or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
-    variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in DESCRIPTORS),
+    # The last word may be a word being typed ("diab"), unless it is about the patient or "NOS" ("nose").
+    variants = [_with_alternatives(index, index.variants(w, last=i == len(terms) - 1 and w not in _NOT_TYPED),
                                    table.alternatives) for i, w in enumerate(terms)]
     weights = [_idf(index, found) * _term_weight(term, site_only) for found, term in zip(variants, terms, strict=True)]
     total = sum(weights) or 1.0
