@@ -19,6 +19,7 @@ from itertools import chain
 from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, stem, synonyms, tokens
 
 FUZZY_WEIGHT = 0.8
+SHORT_NAME = 5  # essential words of a title or inclusion term a query may name whole (short_names)
 TRIGRAM_WEIGHT = 0.7
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45
@@ -81,6 +82,9 @@ class SearchIndex:
     external: list[bool] = field(default_factory=list)  # code index -> an external cause (chapter 20)
     # Code index -> the words its title says are unspecified ("..., unspecified trimester": trimester).
     unspecifies: dict[int, frozenset[str]] = field(default_factory=dict)
+    # Hashes of the essential words of every short title and inclusion term ("Insect bite
+    # (nonvenomous) of thigh": insect, bite, thigh): a query naming one is not rewritten (search).
+    short_names: set[int] = field(default_factory=set)
     mostly_external: frozenset[str] = frozenset()  # words most of whose entries are external causes
 
     @classmethod
@@ -113,6 +117,8 @@ class SearchIndex:
             for text, inclusion in ((description, False), *((t, True) for t in (*inclusions, *named))):
                 text = _EXCEPT.sub(" ", text) if "xcept" in text else text
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
+                if 1 < len(essential) <= SHORT_NAME:
+                    index.short_names.add(hash(frozenset(essential)))
                 toks = [words.setdefault(t, t) for t in tokens(text)]
                 # What a title says it is without ("..., without rupture") is the default, not detail:
                 # for a query naming none of it, the entry is no less precise a match ("aortic

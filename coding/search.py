@@ -503,6 +503,8 @@ def _names_an_entry(index: SearchIndex, toks: list[str]) -> bool:
     if len(toks) < 2 or any(t not in index.postings for t in toks):
         return False
     wanted = frozenset(toks)
+    if hash(wanted - NEUTRAL) in index.short_names:  # its essential words: not "(nonvenomous)"
+        return True
     sets = sorted((index.postings[t] for t in wanted), key=len)
     entry_tokens = index.entry_tokens
     return any(frozenset(entry_tokens[e]) - NEUTRAL == wanted for e in sets[0].intersection(*sets[1:]))

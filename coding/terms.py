@@ -74,20 +74,22 @@ _SHORTHAND_WORDS = {"w/o": " without ", "w/": " with ", "s/p": " status post ", 
 
 
 def tokens(text: str) -> list[str]:
-    """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept, and "a" kept
-    where it is a letter that names something ("vitamin A", "hepatitis A", "group A")."""
+    """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept, and "a" or "c"
+    kept where it is a letter that names something ("vitamin A", "hepatitis C", "group A")."""
     if "/" in text:
         text = _SHORTHAND.sub(lambda m: _SHORTHAND_WORDS[m[1].lower()], text)
     out: list[str] = []
     previous = ""
     for w in words(text):
-        if w not in STOPWORDS or (w == "a" and previous in _LETTERED):
+        if w not in STOPWORDS or (w in _LETTERS and previous in _LETTERED):
             out.append(stem(w))
         previous = w
     return out
 
 
-_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep"})
+_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep",
+                       "fever", "syndrome", "protein"})
+_LETTERS = frozenset({"a", "c"})  # the letters that are also stopwords ("a", "c/o")
 
 
 @dataclass(frozen=True)

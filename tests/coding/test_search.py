@@ -129,6 +129,8 @@ def test_the_letter_a_that_names_something_is_a_word(index) -> None:
     assert top(index, "vitamin deficiency")[0] == "E56.9"  # not E50.9, vitamin A
     assert top(index, "vitamin a deficiency")[0] == "E50.9"
     assert top(index, "hepatitis a")[0] == "B15.9"
+    assert top(index, "acute hepatitis c")[0].startswith("B17.1")  # "c" is also "c/o", a stopword
+    assert top(index, "vitamin c deficiency")[0] == "E54"
 
 
 def test_a_condition_comes_before_its_external_cause(index) -> None:
@@ -190,6 +192,9 @@ def test_a_misspelt_common_term_keeps_its_canonical_code(index) -> None:
 def test_a_title_as_written_is_not_rewritten_by_a_synonym_of_one_of_its_words(index) -> None:
     # "depression" alone is rewritten to major depressive disorder; the title F53.0 is not.
     assert top(index, "postpartum depression")[0] == "F53.0"
+    # Nor one whose words in parentheses are more: "Insect bite (nonvenomous) of thigh", not the
+    # external cause "insect bite" is rewritten to.
+    assert top(index, "insect bite of thigh")[0].startswith("S70.36")
     assert top(index, "depression")[0] in ("F32.9", "F32.A")
 
 
