@@ -59,6 +59,7 @@ CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's con
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
 _FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
 _NOT_TYPED = DESCRIPTORS | NEUTRAL
+_UNSAID = frozenset({"unspecified", "nos"})
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
 UNSPECIFIED_AXIS = 0.05  # the unspecified code's bonus, and a little more, when the query specifies that axis
@@ -227,7 +228,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     holds one of those words beside one of the others."""
     # "delayed" and "routine" choose the 7th character only beside "healing" ("delayed puberty" is E30.0).
     seventh = SEVENTH_ONLY if "healing" in words else SEVENTH_ONLY - _ALSO_CONDITIONS
-    terms = [w for w in words if w not in seventh] or list(words)
+    # "Unspecified" and "NOS" in a query say no more than their absence would; matched, they had made
+    # "unspecified subluxation of right hip" as close as "... of unspecified hip".
+    terms = [w for w in words if w not in seventh and w not in _UNSAID] or list(words)
     table = synonyms()
     site_only = all(t in NARROWING or t in DESCRIPTORS for t in terms)  # "knee": the site is the query
     # The last word may be a word being typed ("diab"), unless it is about the patient or "NOS" ("nose").

@@ -153,6 +153,12 @@ def test_a_trimester_said_is_not_an_unspecified_one(index) -> None:
     assert top(index, "hip pain")[0] == "M25.559"  # no side said: the unspecified side is right
 
 
+def test_unspecified_in_a_query_says_no_more_than_its_absence(index) -> None:
+    # Matched as a word, "unspecified" had made the right-hip code as close as the unspecified one.
+    assert top(index, "unspecified subluxation of unspecified hip")[0] == "S73.003A"
+    assert top(index, "leukemia nos")[0] == top(index, "leukemia")[0]
+
+
 def test_a_poisoning_of_undocumented_intent_is_accidental(index) -> None:
     assert top(index, "bee sting")[0] == "T63.441A"  # not T63.44 itself, nor "assault"
 
