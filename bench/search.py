@@ -54,10 +54,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def web_command(env: dict[str, str], shape: tuple[int, int] | None = None, rate_limits: bool = False) -> list[str]:
+def web_command(env: dict[str, str], shape: tuple[int, int] | None = None, rate_limits: bool = False,
+                strategy: str | None = None) -> list[str]:
     """The Procfile's `web` command with its variables expanded as a shell would, so the bench runs
-    the API exactly as production does. Two overrides only: rate limits off in the app's config
-    (unless `rate_limits`), and for `--shapes` comparisons the worker and thread counts."""
+    the API exactly as production does. The overrides: rate limits off in the app's config (unless
+    `rate_limits`), for `--shapes` comparisons the worker and thread counts, and for `--strategies`
+    the limiter's strategy."""
     from ops.stack import read_procfile
 
     line = _ENV_REF.sub(lambda m: env.get(m[1] or m[3]) or (m[2] or ""), read_procfile()["web"])
@@ -65,9 +67,12 @@ def web_command(env: dict[str, str], shape: tuple[int, int] | None = None, rate_
     if shape is not None:
         for flag, value in zip(("--workers", "--threads"), shape, strict=True):
             command[command.index(flag) + 1] = str(value)
-    if not rate_limits:
+    overrides = [] if rate_limits else ["RATELIMIT_ENABLED=False"]
+    if strategy is not None:
+        overrides.append(f"RATELIMIT_STRATEGY={strategy!r}")
+    if overrides:
         app = command[-1]
-        command[-1] = app[:-1] + (", " if not app.endswith("()") else "") + "RATELIMIT_ENABLED=False)"
+        command[-1] = app[:-1] + (", " if not app.endswith("()") else "") + ", ".join(overrides) + ")"
     return command
 
 
@@ -75,10 +80,11 @@ def _shape(command: list[str]) -> str:
     return f"{command[command.index('--workers') + 1]}x{command[command.index('--threads') + 1]}"
 
 
-def _start_api(env: dict[str, str], port: int, shape=None, rate_limits: bool = False) -> tuple[subprocess.Popen, str]:
+def _start_api(env: dict[str, str], port: int, shape=None, rate_limits: bool = False,
+               strategy: str | None = None) -> tuple[subprocess.Popen, str]:
     env = {**env, "PORT": str(port), "HOST": "127.0.0.1",
            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"}
-    command = web_command(env, shape, rate_limits)
+    command = web_command(env, shape, rate_limits, strategy)
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the access log
     return process, _shape(command)
@@ -221,7 +227,7 @@ class Measured:
 
 
 def _measure(env: dict[str, str], cache_url: str, paths: list[str], shape=None, rate_limits: bool = False,
-             before=None) -> Measured:
+             before=None, strategy: str | None = None) -> Measured:
     """Start the API, empty the search cache, then first-time, cached and /healthz runs."""
     from cache.client import Cache
     from cache.tags import kind_tag
@@ -237,7 +243,7 @@ def _measure(env: dict[str, str], cache_url: str, paths: list[str], shape=None, 
             keys_file.flush()
             env = {**env, "ICDQ_API_KEYS_FILE": keys_file.name}
         port = _free_port()
-        api, shape_label = _start_api(env, port, shape, rate_limits)
+        api, shape_label = _start_api(env, port, shape, rate_limits, strategy)
         try:
             headers = {"X-API-Key": warm_key} if keys else None
             _wait_ready(port, headers)
@@ -259,6 +265,8 @@ def _measure(env: dict[str, str], cache_url: str, paths: list[str], shape=None, 
         finally:
             _stop(api)
     label = f"{'Procfile' if shape is None else 'trial'} {shape_label}, limits {'ON' if keys else 'off'}"
+    if strategy is not None:
+        label += f" ({strategy})"
     return Measured(label, first.durations, first.rps, cached.durations, cached.rps, healthz.durations,
                     healthz.rps, first.errors + cached.errors, rss)
 
@@ -272,6 +280,8 @@ def main() -> None:
     parser.add_argument("--shapes", default="", help="also try these workers x threads, e.g. 2x1,4x1,3x2 "
                                                       "(to choose the Procfile's; rate limits off)")
     parser.add_argument("--no-limits-row", action="store_true", help="skip the run with rate limits on")
+    parser.add_argument("--strategies", default="", help="also run with rate limits on under these limits "
+                                                         "strategies, e.g. moving-window (to compare)")
     args = parser.parse_args()
     shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",") if s]
 
@@ -305,6 +315,8 @@ def main() -> None:
         runs = [_measure(env, endpoints.cache_url, paths, before=evaluate_quality)]
         if not args.no_limits_row:
             runs.append(_measure(env, endpoints.cache_url, paths, rate_limits=True))
+        runs += [_measure(env, endpoints.cache_url, paths, rate_limits=True, strategy=strategy)
+                 for strategy in args.strategies.split(",") if strategy]
         runs += [_measure(env, endpoints.cache_url, paths, shape) for shape in shapes]
         _report(len(cases), *quality, runs)
     finally:
