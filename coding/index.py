@@ -80,10 +80,11 @@ class SearchIndex:
     # Entry id -> its size counting what its title says it is without (entry_facts has it without).
     full_size: dict[int, int] = field(default_factory=dict)
     external: list[bool] = field(default_factory=list)  # code index -> an external cause (chapter 20)
-    # Code index -> the words its title says are unspecified ("..., unspecified trimester": trimester).
+    # Code index -> the AXES its title says are unspecified ("..., unspecified trimester": trimester).
     unspecifies: dict[int, frozenset[str]] = field(default_factory=dict)
-    # Hashes of the essential words of every short title and inclusion term ("Insect bite
-    # (nonvenomous) of thigh": insect, bite, thigh): a query naming one is not rewritten (search).
+    # Hashes of the essential words of every short title and inclusion term with words in brackets
+    # ("Insect bite (nonvenomous) of thigh": insect, bite, thigh): a query naming one is not
+    # rewritten (search; one naming a title without brackets is found by its tokens).
     short_names: set[int] = field(default_factory=set)
     mostly_external: frozenset[str] = frozenset()  # words most of whose entries are external causes
 
@@ -103,8 +104,8 @@ class SearchIndex:
             index.codes.append(CodeRecord(code, dotted, description, billable, chapter, depth, seventh,
                                           seven or empty, _unspecified(lowered)))
             index.by_code[code] = position
-            if unspecified := _UNSPECIFIED_WHAT.findall(lowered):
-                index.unspecifies[position] = frozenset(stem(w) for w in unspecified)
+            if unspecified := AXES.intersection(stem(w) for w in _UNSPECIFIED_WHAT.findall(lowered)):
+                index.unspecifies[position] = frozenset(unspecified)
             without, with_ = _qualified(description, sites)  # the title's, for its inclusion terms too
             if without:
                 index.without[position] = without
@@ -117,7 +118,7 @@ class SearchIndex:
             for text, inclusion in ((description, False), *((t, True) for t in (*inclusions, *named))):
                 text = _EXCEPT.sub(" ", text) if "xcept" in text else text
                 essential = {t for t in tokens(_NONESSENTIAL.sub(" ", text)) if t not in NEUTRAL}
-                if 1 < len(essential) <= SHORT_NAME:
+                if 1 < len(essential) <= SHORT_NAME and _NONESSENTIAL.search(text):  # the others match whole
                     index.short_names.add(hash(frozenset(essential)))
                 toks = [words.setdefault(t, t) for t in tokens(text)]
                 # What a title says it is without ("..., without rupture") is the default, not detail:
@@ -283,6 +284,7 @@ _WITH = re.compile(r"\bwith ([^,()\[\]]+?)(?=\bwith|,|\(|\[|$)")
 
 
 _UNSPECIFIED_WHAT = re.compile(r"\bunspecified ([a-z]+)")
+AXES = frozenset({"trimester", "degree", "stage"})  # what a query may say which of, by an ordinal
 _ABBREVIATION = re.compile(r"\(([A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)?)\)")
 
 

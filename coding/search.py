@@ -23,7 +23,7 @@ from cache.announce import announced
 from cache.client import Cache
 from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
-from coding.index import CodeRecord, SearchIndex
+from coding.index import AXES, CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
 from coding.terms import (
     DESCRIPTOR_WEIGHT,
@@ -63,7 +63,6 @@ _UNSAID = frozenset({"unspecified", "nos"})
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
 UNSPECIFIED_AXIS = 0.05  # the unspecified code's bonus, and a little more, when the query specifies that axis
-_AXES = frozenset({"trimester", "degree", "stage"})
 _ORDINALS = frozenset({"first", "second", "third", "fourth", "1st", "2nd", "3rd", "1", "2", "3", "4", "5"})
 MIN_SCORE = 0.25  # below this a result shares little more than a common word with the query
 RELEASE_CHECK_SECONDS = 10.0
@@ -264,7 +263,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # The query says which trimester, degree or stage ("first trimester"): a title leaving it
     # "unspecified" is the lesser match, though it holds the ordinal elsewhere ("first pregnancy").
     unspecifies = index.unspecifies
-    specified = _AXES.intersection(terms) if not _ORDINALS.isdisjoint(terms) else frozenset()
+    specified = AXES.intersection(terms) if not _ORDINALS.isdisjoint(terms) else frozenset()
     # A query naming a condition (a word mostly of chapters 1-19, 21) wants its code before the cause's.
     condition = any(found and index.mostly_external.isdisjoint(found) for found, _ in checks)
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
