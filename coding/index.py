@@ -409,10 +409,10 @@ def _default_step(index: SearchIndex, header: int, kids: list[int],
     E11.10, "... without coma"); failing that, "Other ..." as the 8 ("Ascites" -> R18.8, beside
     "Malignant ascites"), or the one 9 that says "other" (the residual, NEC)."""
     codes = index.codes
-    title = frozenset(tokens(codes[header].description))
+    description = codes[header].description
+    title = frozenset(tokens(description))
     # Of a header that lists things, the term is its whole concept, not one of them: "Nausea NOS"
     # (R11.0) is not what R11 "Nausea and vomiting" sends to, nor "Benign neoplasm of anus NOS" D12's.
-    description = codes[header].description
     core = (title.difference(*index.without.get(header, ()), NEUTRAL, {"without"})
             if " and " in description or ", " in description else frozenset())
     named = [k for k in kids if any(core <= term - NEUTRAL and term <= title for term in nos.get(k, ()))]
@@ -420,7 +420,7 @@ def _default_step(index: SearchIndex, header: int, kids: list[int],
         return named[0]
     # "With" what the header is not (B27.99 "..., unspecified with other complication"); "with
     # rheumatoid factor" under M05 "Rheumatoid arthritis with rheumatoid factor" is the header's own.
-    said = _WITH_COMPLICATION.findall(codes[header].description)
+    said = _WITH_COMPLICATION.findall(description)
     adds = {k: _with_only(codes[k].description, said) for k in kids}
     unspecified = [k for k in kids if codes[k].unspecified]
     if all(adds[k] for k in unspecified) and any(" without " in codes[k].description for k in kids):
