@@ -59,6 +59,7 @@ class SearchIndex:
     neighbours: dict[str, list[str]] = field(default_factory=dict)  # one-deletion variant -> words
     by_code: dict[str, int] = field(default_factory=dict)
     default_child: dict[int, int] = field(default_factory=dict)  # header -> its "unspecified" code
+    bare_headers: frozenset[int] = frozenset()  # headers (not billable, no 7th character) without one
     prior: dict[int, float] = field(default_factory=dict)  # code -> curated nudge (data/priors.csv)
     max_prior: float = 0.0
     sorted_codes: list[str] = field(default_factory=list)
@@ -161,6 +162,9 @@ class SearchIndex:
             if 2 * sum(index.external[sized[e][0]] for e in entries) > len(entries))
         index.sorted_codes = sorted(index.by_code)
         index.default_child = _default_children(index, parents, nos)
+        index.bare_headers = frozenset(
+            position for position, record in enumerate(index.codes)
+            if not (record.billable or record.requires_seventh) and position not in index.default_child)
         index.prior = _priors(index, synonyms().priors)
         index.max_prior = max(index.prior.values(), default=0.0)
         index.code_order = [0] * len(index.codes)

@@ -57,8 +57,8 @@ UNASKED_WITH = 0.97  # a title "with" a complication the query does not name: th
 WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (search_index)
 CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
-_FILLER = DESCRIPTORS | NEUTRAL | {"encounter", "symptom"}
-_NOT_TYPED = DESCRIPTORS | NEUTRAL
+_NOT_TYPED = DESCRIPTORS | NEUTRAL  # a last word that is not one being typed ("nos" is no "nose")
+_FILLER = _NOT_TYPED | {"encounter", "symptom"}
 _UNSAID = frozenset({"unspecified", "nos"})
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
@@ -320,12 +320,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             if qualified and child in said:  # "GERD with esophagitis": not K21.9
                 boost *= _contradiction(said[child], core)
             best[child] = max(best.get(child, 0.0), boost)
-        best[header] = score - 0.05
-    codes = index.codes
-    for position in [p for p in best if p not in defaults]:  # a header with no default child still
-        record = codes[position]  # ranks after what can be billed ("melanoma of back": C43.59, then C43.5)
-        if not (record.billable or record.requires_seventh):
-            best[position] -= HEADER
+        best[header] = score - HEADER
+    for header in index.bare_headers & best.keys():  # a header with no default child still ranks after
+        best[header] -= HEADER  # what can be billed ("melanoma of back": C43.59, then C43.5)
     for top, listed in ((1.0, preferred), (WEAK_PREFERRED, () if covered else weak)):
         for rank_, code in enumerate(listed):
             at = index.position_of(code)
@@ -376,8 +373,8 @@ class _Ceiling:
         bound = self.bound(size)
         if bound >= max(best.values()):
             return False
-        # Each position ends at least this high (a header itself loses 0.05 to its child).
-        floor = heapq.nlargest(limit, [s - 0.05 if p in defaults else s for p, s in best.items()])[-1]
+        # Each position ends at least this high (a header itself loses HEADER to its child).
+        floor = heapq.nlargest(limit, [s - HEADER if p in defaults else s for p, s in best.items()])[-1]
         return bound < floor
 
 
