@@ -14,7 +14,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain, combinations, islice
 from operator import itemgetter
 
 from sqlalchemy.engine import Connection
@@ -48,6 +48,7 @@ MAX_LIMIT = 100
 SEARCH_TTL = 6 * 3600
 MAX_CANDIDATES = 400
 COUNT_WINDOW = 20000  # entries per token considered when no entry holds every token
+MAX_SUBSET_TOKENS = 5  # up to this many tokens, those held by the most are found by intersecting subsets
 ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
 CONTRADICTION = 0.8
@@ -188,16 +189,41 @@ def _candidates(index: SearchIndex, variants: list[dict[str, float]]) -> list[in
     both = smallest[0].intersection(*smallest[1:]) if len(sets) > 1 else sets[0]
     if both:
         return heapq.nsmallest(MAX_CANDIDATES, both) if len(both) > MAX_CANDIDATES else sorted(both)
-    # Counter counts in C: no Python loop over what may be tens of thousands of entries.
-    counts = Counter(chain.from_iterable(
-        _ascending(index, found, COUNT_WINDOW) if len(entries) > COUNT_WINDOW else entries
-        for found, entries in zip(matched, sets, strict=True)))
-    most = max(counts.values())
-    best = heapq.nsmallest(MAX_CANDIDATES // 2, (e for e, c in counts.items() if c == most))
+    best = _held_by_most(index, matched, sets, MAX_CANDIDATES // 2)
     # And each word's own most general entries: taken by size alone, the best of a rare word (the
     # condition of "insomnia chronic") were crowded out by those of a common one ("chronic").
     share = max(1, MAX_CANDIDATES // (2 * len(matched)))
     return sorted(set(best).union(*(_ascending(index, found, share) for found in matched)))
+
+
+def _held_by_most(index: SearchIndex, matched: list[dict[str, float]], sets: list, limit: int) -> list[int]:
+    """The first `limit` entry ids (ascending) holding the most of the query's tokens, where none
+    holds them all; a token with more than COUNT_WINDOW entries counts only its first COUNT_WINDOW.
+
+    Found with set intersections, which run in C (the tokens of m-subsets, largest m first), and
+    only their few results looked at in Python: counting every entry of every token and then
+    walking the counts for the most (Counter) cost ~0.3 ms a query, for hundreds to thousands of
+    entries of which a handful were kept."""
+    if len(sets) > MAX_SUBSET_TOKENS:  # too many subsets to try: count (in C) and walk the counts
+        counts = Counter(chain.from_iterable(
+            _ascending(index, found, COUNT_WINDOW) if len(entries) > COUNT_WINDOW else entries
+            for found, entries in zip(matched, sets, strict=True)))
+        most = max(counts.values())
+        return heapq.nsmallest(limit, (e for e, c in counts.items() if c == most))
+    # An entry is within a token's window if the token has it and it is no later than the window's last.
+    last = [None if len(entries) <= COUNT_WINDOW else _ascending(index, found, COUNT_WINDOW)[-1]
+            for found, entries in zip(matched, sets, strict=True)]
+    by_size = sorted(range(len(sets)), key=lambda i: len(sets[i]))
+    for m in range(len(sets) - 1, 1, -1):
+        held: set[int] = set()
+        for subset in combinations(by_size, m):  # each subset smallest first: intersections start small
+            shared = sets[subset[0]].intersection(*(sets[i] for i in subset[1:]))
+            bounds = [last[i] for i in subset if last[i] is not None]
+            held.update(shared if not bounds else [e for e in shared if e <= min(bounds)])
+        if held:
+            return heapq.nsmallest(limit, held) if len(held) > 8 * limit else sorted(held)[:limit]
+    # No two tokens share an entry: the first of each token's own, together.
+    return sorted(set().union(*(_ascending(index, found, limit) for found in matched)))[:limit]
 
 
 def _ascending(index: SearchIndex, found: dict[str, float], limit: int) -> list[int]:
@@ -321,8 +347,10 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 boost *= _contradiction(said[child], core)
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - HEADER
-    for header in index.bare_headers & best.keys():  # a header with no default child still ranks after
-        best[header] -= HEADER  # what can be billed ("melanoma of back": C43.59, then C43.5)
+    # A header with no default child still ranks after what can be billed ("melanoma of back": C43.59,
+    # then C43.5). (frozenset.intersection(dict) walks the dict; `&` with its keys walked the frozenset.)
+    for header in index.bare_headers.intersection(best):
+        best[header] -= HEADER
     for top, listed in ((1.0, preferred), (WEAK_PREFERRED, () if covered else weak)):
         for rank_, code in enumerate(listed):
             at = index.position_of(code)

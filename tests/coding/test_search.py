@@ -491,6 +491,44 @@ def test_skipping_candidates_that_cannot_reach_the_top_changes_no_result(index, 
     assert [search_index(index, q) for q in queries] == pruned
 
 
+def test_the_entries_held_by_the_most_tokens_are_those_counting_would_find(index, monkeypatch) -> None:
+    """Where no entry holds every token of a query, the candidates are the entries holding the most
+    of them, found by intersecting subsets of tokens; they must be exactly those that counting every
+    token's entries finds, with and without a window on the common tokens, and for more tokens
+    than subsets are tried for."""
+    from collections import Counter
+    from heapq import nsmallest
+    from itertools import chain
+
+    from coding import search as search_module
+
+    def counted(matched, sets, limit):
+        window = search_module.COUNT_WINDOW
+        counts = Counter(chain.from_iterable(
+            search_module._ascending(index, found, window) if len(entries) > window else entries
+            for found, entries in zip(matched, sets, strict=True)))
+        most = max(counts.values())
+        return nsmallest(limit, (e for e, c in counts.items() if c == most))
+
+    phrases = ["left knee gout flare", "chronic pain syndrome lumbar spine", "open wound forehead bite dog",
+               "pain", "sore throat fever cough", "fracture of left wrist with delayed healing and pain",
+               "type 2 diabetes with kidney eye nerve foot complications", "cat scratch", "fall from horse"]
+    compared = 0
+    for window in (search_module.COUNT_WINDOW, 300):
+        monkeypatch.setattr(search_module, "COUNT_WINDOW", window)
+        for phrase in phrases:
+            words = tokens(phrase)
+            for n in range(2, len(words) + 1):
+                variants = [index.variants(w, last=False) for w in words[:n]]
+                matched = [found for found in variants if found]
+                sets = [set().union(*(index.postings[v] for v in found)) for found in matched]
+                if len(sets) < 2 or sets[0].intersection(*sets[1:]):
+                    continue  # some entry holds them all: not this path
+                assert search_module._held_by_most(index, matched, sets, 200) == counted(matched, sets, 200), phrase
+                compared += 1
+    assert compared > 20
+
+
 def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, endpoints, monkeypatch) -> None:
     """In a web process, another process's answer, announced with its value, lands in the memo: the
     query is answered without ranking it and without asking Redis (which no longer holds it)."""
