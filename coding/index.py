@@ -20,6 +20,7 @@ from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distanc
 
 FUZZY_WEIGHT = 0.8
 SHORT_NAME = 5  # essential words of a title or inclusion term a query may name whole (short_names)
+UNASKED = ("family",)  # kinds of code a query must ask for (search); "history of colon polyps" is the patient's own
 TRIGRAM_WEIGHT = 0.7
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45
@@ -88,6 +89,9 @@ class SearchIndex:
     # rewritten (search; one naming a title without brackets is found by its tokens).
     short_names: set[int] = field(default_factory=set)
     mostly_external: frozenset[str] = frozenset()  # words most of whose entries are external causes
+    # Entry ids a ranking adjustment after the match may apply to (a title with or without phrases,
+    # an unspecified axis, an external cause, an UNASKED word): the ranking tests the rest once.
+    adjusted: frozenset[int] = frozenset()
 
     @classmethod
     def build(cls, release_id: int | None, rows: list[tuple]) -> SearchIndex:
@@ -166,6 +170,10 @@ class SearchIndex:
             position for position, record in enumerate(index.codes)
             if not (record.billable or record.requires_seventh) and position not in index.default_child)
         index.prior = _priors(index, synonyms().priors)
+        marked = index.with_.keys() | index.without.keys() | index.unspecifies.keys() | {
+            position for position, external in enumerate(index.external) if external}
+        index.adjusted = frozenset(entry for entry, (position, _, _) in enumerate(sized) if position in marked).union(
+            *(index.postings.get(word, ()) for word in UNASKED))
         index.max_prior = max(index.prior.values(), default=0.0)
         index.code_order = [0] * len(index.codes)
         for order, code in enumerate(index.sorted_codes):

@@ -23,7 +23,7 @@ from cache.announce import announced
 from cache.client import Cache
 from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
-from coding.index import AXES, CodeRecord, SearchIndex
+from coding.index import AXES, UNASKED, CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
 from coding.terms import (
     DESCRIPTOR_WEIGHT,
@@ -53,7 +53,6 @@ ALTERNATIVE_WEIGHT = 0.9
 FRAMING_MISS = 0.6
 CONTRADICTION = 0.8
 UNASKED_KIND = 0.95  # an entry naming one of UNASKED for a query that does not
-UNASKED = ("family",)  # "history of colon polyps" is the patient's own
 UNASKED_WITH = 0.97  # a title "with" a complication the query does not name: the plain code first
 WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (search_index)
 CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
@@ -285,7 +284,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Kinds of code the query did not ask for (UNASKED).
     unasked = [index.postings.get(w, ()) for w in UNASKED if w not in query_words]
     with_, without, full_size = index.with_, index.without, index.full_size
-    external = index.external
+    external, adjusted = index.external, index.adjusted
     # The query says which trimester, degree or stage ("first trimester"): a title leaving it
     # "unspecified" is the lesser match, though it holds the ordinal elsewhere ("first pregnancy").
     unspecifies = index.unspecifies
@@ -323,17 +322,18 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
             if other_checks and all(key[0].isdisjoint(found) for found in other_checks):
                 score = partial[key] = score * CONDITION_MISS  # the site without the condition
         score = score + bonus - malus + prior
-        if qualified and position in said:
-            score *= _contradiction(said[position], core)
-        for marked in unasked:
-            if entry in marked:
-                score *= UNASKED_KIND
-        if position in with_ and any(phrase.isdisjoint(query_words) for phrase in with_[position]):
-            score *= UNASKED_WITH  # "umbilical hernia": K42.9 (without obstruction), not K42.0 (with)
-        if condition and external[position]:
-            score *= EXTERNAL
-        if specified and position in unspecifies and not unspecifies[position].isdisjoint(specified):
-            score -= UNSPECIFIED_AXIS  # "first trimester": not "..., unspecified trimester"
+        if entry in adjusted:  # most entries are not: one test instead of five
+            if qualified and position in said:
+                score *= _contradiction(said[position], core)
+            for marked in unasked:
+                if entry in marked:
+                    score *= UNASKED_KIND
+            if position in with_ and any(phrase.isdisjoint(query_words) for phrase in with_[position]):
+                score *= UNASKED_WITH  # "umbilical hernia": K42.9 (without obstruction), not K42.0 (with)
+            if condition and external[position]:
+                score *= EXTERNAL
+            if specified and position in unspecifies and not unspecifies[position].isdisjoint(specified):
+                score -= UNSPECIFIED_AXIS  # "first trimester": not "..., unspecified trimester"
         if score > 0.97:
             score = 0.97  # above is kept for the curated canonical codes
         if score > best.get(position, 0.0):
