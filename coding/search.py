@@ -217,7 +217,7 @@ def _held_by_most(index: SearchIndex, matched: list[dict[str, float]], sets: lis
         held: set[int] = set()
         for subset in combinations(by_size, m):  # each subset smallest first: intersections start small
             shared = sets[subset[0]].intersection(*(sets[i] for i in subset[1:]))
-            bounds = [last[i] for i in subset if last[i] is not None]
+            bounds = [bound for i in subset if (bound := last[i]) is not None]
             held.update(shared if not bounds else [e for e in shared if e <= min(bounds)])
         if held:
             return heapq.nsmallest(limit, held) if len(held) > 8 * limit else sorted(held)[:limit]
