@@ -294,6 +294,9 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     # Whether some entry holds a word `weak` was found without beside one of the others: then the
     # canonical code standing in for "condition + site" (or "vaccine + which") is not needed.
     covered = False
+    # Left out only a side, the weak code stands for the condition at its site: an entry covers it by
+    # holding the side with all of the rest ("edema of left orbit" does not cover "edema of left leg").
+    holds = all if left_out and left_out <= SIDES else any
     left_checks: list[tuple[str, ...]] = []
     other_checks: list[tuple[str, ...]] = []
     for (found, _), term in zip(checks, terms, strict=True) if weak else ():
@@ -318,7 +321,7 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
                 score = partial[key] = score * FRAMING_MISS
             if weak and not covered and score >= MIN_SCORE:  # the site with some of the condition
                 covered = (any(not key[0].isdisjoint(found) for found in left_checks)
-                           and any(not key[0].isdisjoint(found) for found in other_checks))
+                           and holds(not key[0].isdisjoint(found) for found in other_checks))
             if other_checks and all(key[0].isdisjoint(found) for found in other_checks):
                 score = partial[key] = score * CONDITION_MISS  # the site without the condition
         score = score + bonus - malus + prior
@@ -516,9 +519,10 @@ def _weak_preferred(table: Synonyms, words: Sequence[str]) -> tuple[tuple[str, .
     sites ("rash on my arm": the rash's code, unless some code has both), else all but a framing word
     that has a code of its own ("hpv vaccine": whatever the vaccine, the encounter is Z23)."""
     bag = frozenset(words)
-    core = bag - _FILLER - SITES - SIDES - WHEN
-    if core and core != bag and core in table.preferred:
-        return table.preferred[core], bag - core
+    # Without the side first: "edema of left leg" is leg edema (R60.0), not edema anywhere (R60.9).
+    for core in (bag - SIDES, bag - _FILLER - SITES - SIDES - WHEN):
+        if core and core != bag and core in table.preferred:
+            return table.preferred[core], bag - core
     framed = next((w for w in words if w in FRAMING and frozenset([w]) in table.preferred), None)
     if framed is not None:
         return table.preferred[frozenset([framed])], bag - {framed}

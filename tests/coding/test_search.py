@@ -244,6 +244,12 @@ def test_curated_abbreviations_and_lay_terms_of_the_held_out_phrases(index) -> N
     assert top(index, "neuropathy due to diabetes")[0].startswith("E11.4")  # not E08, "due to" a condition
     assert top(index, "liver transplant")[0] == "Z94.4"  # the Index's default is the status
     assert top(index, "i cant remember things")[0] == "R41.3"
+    assert top(index, "cross eyed")[0] == "H50.9"
+    assert top(index, "hunchback")[0] == "M40.209"
+    assert top(index, "brittle bones")[0] == "M81.0"
+    assert top(index, "bowel blockage")[0] == "K56.609"  # not a heart block
+    assert top(index, "baby spits up a lot")[0] == "P92.1"
+    assert top(index, "goose egg on forehead")[0] == "S00.83XA"
 
 
 def test_a_framing_word_asks_for_that_kind_of_code(index) -> None:
@@ -291,6 +297,15 @@ def test_a_lay_site_narrows_the_condition_rather_than_choosing_another(index) ->
     assert top(index, "rash on my arm")[0] == top(index, "i have a rash on my face")[0] == "R21"
     # ... but a code for the condition at that site comes first.
     assert top(index, "cellulitis of leg")[0].startswith("L03.11")
+
+
+def test_a_side_narrows_the_condition_at_its_site_only_where_a_code_says_both(index) -> None:
+    # Leg edema is localized edema (R60.0) on either side: a code with "left" and "edema" elsewhere
+    # (edema of the left orbit, H05.222) does not make the side the answer ...
+    assert top(index, "edema of left leg")[0] == top(index, "LLE edema")[0] == "R60.0"
+    assert top(index, "edema")[0] == "R60.9"
+    # ... while a code for the condition at that side does.
+    assert top(index, "carpal tunnel syndrome left")[0] == "G56.02"
 
 
 def test_a_query_nothing_matches_whole_is_answered_without_its_least_telling_words(index) -> None:
