@@ -37,9 +37,9 @@ from coding.terms import (
     SITES,
     WHEN,
     Synonyms,
+    query_tokens,
     stem,
     synonyms,
-    tokens,
 )
 from db.codes import active_release_id, fetch_search_rows
 
@@ -97,7 +97,7 @@ def parse_query(q: str | None, limit: str | int | None = None, chapter: str | in
     if has_control_chars(q) or "\ufffd" in q:
         raise SearchError("INVALID_QUERY", "q contains control characters or invalid UTF-8")
     text = fold(q)
-    if not tokens(text) and not CODE_RE.match(normalize_code(text)):
+    if not query_tokens(text) and not CODE_RE.match(normalize_code(text)):
         raise SearchError("INVALID_QUERY", "q has no searchable words or code")
     return Query(text, _int(limit, "limit", 10, 1, MAX_LIMIT), _chapter(chapter), _flag(billable))
 
@@ -168,7 +168,7 @@ def _code_results(index: SearchIndex, query: Query) -> list[dict] | None:
                      "billable": True, "score": 1.0, "chapter": record.chapter}]
     found = [p for p in index.code_prefix(code, 2000) if _keep(index.codes[p], query)]
     if not found:
-        return None if tokens(query.text) else []
+        return None if query_tokens(query.text) else []
     scored = [(1.0 if index.codes[p].code == code else 0.9 - 0.02 * (index.codes[p].depth - 1), p) for p in found]
     scored.sort(key=lambda s: (-s[0], index.codes[s[1]].code))
     return [_present(index, p, s, set()) for s, p in scored[:query.limit]]
@@ -451,7 +451,8 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if coded is not None:
         return coded
     table = synonyms()
-    toks = _split_alphanumeric(index, table, tokens(_joined(index, query.text) if "-" in query.text else query.text))
+    text = _joined(index, query.text) if "-" in query.text else query.text
+    toks = _split_alphanumeric(index, table, query_tokens(text))
     toks = _lay_typos(index, table, toks)
     if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING:  # "i need a physical": the visit is the physical
         toks = toks[2:]

@@ -87,6 +87,21 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def _lone(text: str) -> tuple[str, ...]:
+    """A text of one word, as that word; else nothing."""
+    found = words(text)
+    return tuple(found) if len(found) == 1 else ()
+
+
+def query_tokens(text: str) -> list[str]:
+    """A query's tokens: tokens(), or for a query that is one stopword alone, that word if the
+    curated table rewrites it (an abbreviation: "AS" is aortic stenosis; "as" in a sentence is not)."""
+    found = tokens(text)
+    if not found and (alone := _lone(text)) in synonyms().rewrites:
+        return list(alone)
+    return found
+
+
 _LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep",
                        "fever", "syndrome", "protein"})
 _LETTERS = frozenset({"a", "c"})  # the letters that are also stopwords ("a", "c/o")
@@ -137,7 +152,9 @@ def _rows(name: str) -> Iterable[dict[str, str]]:
 def synonyms() -> Synonyms:
     rewrites: dict[tuple[str, ...], tuple[str, ...]] = {}
     for row in _rows("synonyms.csv"):
-        source = tuple(tokens(row["term"]))
+        # A stopword the table names ("AS", aortic stenosis) is kept by its word: query_tokens()
+        # looks it up only for a query that is that word alone.
+        source = tuple(tokens(row["term"])) or _lone(row["term"])
         if source:
             rewrites[source] = tuple(tokens(row["means"]))
     alternatives = {stem(r["word"]): tuple(tokens(r["alternatives"])) for r in _rows("alternatives.csv")}
