@@ -281,6 +281,8 @@ class SearchIndex:
         """The 7th character a query asks for (its encounter words), else the initial encounter."""
         options = record.seven_char or {"A": "initial encounter"}
         wanted = query & ENCOUNTER
+        if "follow" in query:  # a follow-up visit after the injury's active treatment is a subsequent one
+            wanted = wanted | {"subsequent"}
         best = ("A" if "A" in options else next(iter(options)), 0)
         if wanted:
             for char, text in options.items():

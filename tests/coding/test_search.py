@@ -45,6 +45,9 @@ def test_encounter_words_choose_the_seventh_character(index) -> None:
     assert top(index, "wrist fracture subsequent encounter")[0].endswith("D")
     assert top(index, "hip fracture sequela")[0].endswith("S")
     assert top(index, "wrist fracture subsequent encounter delayed healing")[0].endswith("G")
+    # A follow-up visit after the injury's active treatment is a subsequent encounter (guideline I.C.19.a).
+    assert top(index, "dog bite follow up")[0] == "W54.0XXD"
+    assert top(index, "dog bite")[0] == "W54.0XXA"
     # Without "healing", "delayed" is a condition's word: delayed puberty, not a disorder of puberty.
     assert top(index, "delayed puberty")[0] == "E30.0"
 
