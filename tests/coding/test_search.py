@@ -579,6 +579,20 @@ def test_an_answer_another_process_wrote_is_taken_from_its_announcement(conn, en
     assert search(conn, cache, query) == (written, True)
 
 
+def test_no_curated_phrase_becomes_a_rewrite_of_one_common_word(index) -> None:
+    """A phrase of several words that keeps one once stopwords drop ("on insulin", "the runs") would
+    rewrite that word wherever it appears ("run over by a car" had become diarrhea); such a phrase
+    belongs in preferred.csv, keyed by its bag, unless the word means nothing else (listed here)."""
+    from coding.terms import _rows, words
+
+    meant = {("fib",), ("diff",), ("flutter",), ("section",), ("dialysis",), ("rest",), ("lot",)}
+    lone = [term for term in (row["term"] for row in _rows("synonyms.csv"))
+            if len(words(term)) > 1 and len(tokens(term)) == 1 and tuple(tokens(term)) not in meant]
+    assert lone == []
+    assert top(index, "run over by a car")[0].startswith(("V", "Y03"))
+    assert top(index, "the runs")[0] == "R19.7"
+
+
 def test_the_curated_tables_hold_no_contradictions_and_only_codes_of_the_release(index) -> None:
     # Two rows of one table that meet on the same words must agree, and every canonical code must be
     # a code of the loaded release (a typo in preferred.csv would silently never answer).
