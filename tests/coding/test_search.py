@@ -255,6 +255,8 @@ def test_curated_abbreviations_and_lay_terms_of_the_held_out_phrases(index) -> N
     assert top(index, "goose egg on forehead")[0] == "S00.83XA"
     # A stopword the table names as an abbreviation is one when it is the whole query.
     assert top(index, "AS")[0] == "I35.0"
+    assert top(index, "acute ischemic stroke")[0] == top(index, "stroke ischemic")[0] == "I63.9"  # not a history
+    assert top(index, "bipolar depressed")[0] == "F31.30"  # not major depression
     assert "I35.0" not in top(index, "chest pain as well")
 
 
