@@ -257,6 +257,10 @@ def test_curated_abbreviations_and_lay_terms_of_the_held_out_phrases(index) -> N
     assert top(index, "AS")[0] == "I35.0"
     assert top(index, "acute ischemic stroke")[0] == top(index, "stroke ischemic")[0] == "I63.9"  # not a history
     assert top(index, "bipolar depressed")[0] == "F31.30"  # not major depression
+    # A parent's condition is a family history; a survivor's a personal history.
+    assert top(index, "dad had a heart attack")[0] == "Z82.49"
+    assert top(index, "family history heart attack")[0] == "Z82.49"  # not old MI (I25.2)
+    assert top(index, "breast cancer survivor")[0] == "Z85.3"
     assert "I35.0" not in top(index, "chest pain as well")
 
 
