@@ -25,6 +25,7 @@ TRIGRAM_WEIGHT = 0.7
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45
 VARIANTS_MEMO = 20_000  # looked-up words a process keeps (emptied when full)
+RANKINGS = 5_000  # rankings a process keeps by the query's rewritten words (emptied when full)
 PREFIX_WEIGHT = 0.85
 INFLECTED_WEIGHT = 0.9  # "walk" -> "walking": the word itself, as the classification writes it
 # Parentheses hold nonessential modifiers ("Essential (primary) hypertension"): they match, but
@@ -73,6 +74,9 @@ class SearchIndex:
     # The long words and a trigram -> word numbers map of them, built on first use (see similar()).
     _trigrams: tuple[list[str], dict[str, tuple[int, ...]]] | None = field(default=None, repr=False)
     _variants_memo: dict[tuple[str, bool, bool], dict[str, float]] = field(default_factory=dict, repr=False)
+    # search.rank()'s answers by what the query became (its rewritten words, canonical codes, limit,
+    # filters): "hbp", "high blood pressure" and "elevated blood pressure" are ranked once. Emptied when full.
+    rankings: dict[tuple, list[dict]] = field(default_factory=dict, repr=False)
     # Code index -> the words its title says it is "without" ("... without heart failure"), and those
     # it says it is "with": a query naming the one or the other (or "without" it) is told apart (rank()).
     without: dict[int, tuple[frozenset[str], ...]] = field(default_factory=dict)

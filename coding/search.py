@@ -23,7 +23,7 @@ from cache.announce import announced
 from cache.client import Cache
 from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
-from coding.index import AXES, UNASKED, CodeRecord, SearchIndex
+from coding.index import AXES, RANKINGS, UNASKED, CodeRecord, SearchIndex
 from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
 from coding.terms import (
     DESCRIPTOR_WEIGHT,
@@ -249,7 +249,23 @@ def rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequ
     """Score entries for the query words; one result per code, best first. `preferred` codes (the
     curated canonical codes of the query) come first; `weak` ones (those of the query without the
     words `left_out`: its lay sites, or all but a framing word) score WEAK_PREFERRED where no entry
-    holds one of those words beside one of the others."""
+    holds one of those words beside one of the others.
+
+    A ranking depends on nothing else, so queries written differently that became the same words
+    share it (a third of the evaluation phrases do: lay words, abbreviations, misspellings)."""
+    key = (tuple(words), query.limit, query.chapter, query.billable, tuple(preferred), tuple(weak), left_out)
+    rankings = index.rankings
+    found = rankings.get(key)
+    if found is None:
+        found = _rank(index, words, query, preferred, weak, left_out)
+        if len(rankings) >= RANKINGS:
+            rankings.clear()
+        rankings[key] = found
+    return found
+
+
+def _rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Sequence[str],
+          weak: Sequence[str], left_out: frozenset[str]) -> list[dict]:
     # "delayed" and "routine" choose the 7th character only beside "healing" ("delayed puberty" is E30.0).
     seventh = SEVENTH_ONLY if "healing" in words else SEVENTH_ONLY - _ALSO_CONDITIONS
     # "Unspecified" and "NOS" in a query say no more than their absence would; matched, they had made

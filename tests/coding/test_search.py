@@ -512,10 +512,29 @@ def test_skipping_candidates_that_cannot_reach_the_top_changes_no_result(index, 
                if any(c.isalpha() for c in p)]
     real, stops = search_module._Ceiling.below_top, []
     monkeypatch.setattr(search_module._Ceiling, "below_top", lambda *a: stops.append(real(*a)) or stops[-1])
+    index.rankings.clear()  # ranked afresh, not answered from the rankings of earlier tests
     pruned = [search_index(index, q) for q in queries]
     assert sum(stops) > 20  # many queries did stop early
     monkeypatch.setattr(search_module._Ceiling, "below_top", lambda *a: False)
+    index.rankings.clear()
     assert [search_index(index, q) for q in queries] == pruned
+
+
+def test_queries_that_became_the_same_words_are_ranked_once(index, monkeypatch) -> None:
+    from coding import search as search_module
+
+    index.rankings.clear()
+    ranked = []
+    real = search_module._rank
+    monkeypatch.setattr(search_module, "_rank", lambda *args: ranked.append(args[1]) or real(*args))
+    first = search_index(index, parse_query("high blood pressure", 5))
+    assert search_index(index, parse_query("HBP", 5)) == first  # both became "hypertension"
+    assert len(ranked) == 1 and first[0]["code"] == "I10"
+    search_index(index, parse_query("hbp", 6))  # another limit (or filter) is another ranking
+    assert len(ranked) == 2
+    monkeypatch.setattr(search_module, "RANKINGS", 2)  # full: emptied, then filled again
+    search_index(index, parse_query("chest pain", 5))
+    assert len(index.rankings) == 1 and len(ranked) == 3
 
 
 def test_the_entries_held_by_the_most_tokens_are_those_counting_would_find(index, monkeypatch) -> None:
