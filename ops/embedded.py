@@ -57,14 +57,18 @@ def _pg_bin() -> Path:
 PG_SYSTEM_USER = "embedded_postgres"
 
 
-def _socket_dir(state_dir: Path) -> Path:
-    # A unix socket path must stay under ~107 bytes; a deep checkout falls back to /tmp.
-    run = state_dir / "pg" / "run"
-    if len(str(run)) + 20 < 100:
-        return run
+def _socket_path(path: Path, kind: str, key: Path, room: int = 0, suffix: str = "") -> Path:
+    """`path`, unless a unix socket path there would pass ~107 bytes (`room`: what follows it, as
+    PostgreSQL's socket file in its directory): then a /tmp path named by a hash of `key`."""
+    if len(str(path)) + room < 100:
+        return path
     import hashlib
 
-    return Path("/tmp") / f"icdq-pg-{hashlib.sha1(str(state_dir).encode()).hexdigest()[:12]}"
+    return Path("/tmp") / f"icdq-{kind}-{hashlib.sha1(str(key).encode()).hexdigest()[:12]}{suffix}"
+
+
+def _socket_dir(state_dir: Path) -> Path:
+    return _socket_path(state_dir / "pg" / "run", "pg", state_dir, room=20)
 
 
 def _pg_user_kwargs() -> dict:
@@ -177,12 +181,7 @@ class EmbeddedRedis:
         The broker stays on its port alone (Celery, Flower and kombu all speak TCP to it)."""
         if self.role != "cache":
             return None
-        path = self.dir / f"{self.role}.sock"
-        if len(str(path)) < 100:
-            return path
-        import hashlib
-
-        return Path("/tmp") / f"icdq-redis-{hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]}.sock"
+        return _socket_path(self.dir / f"{self.role}.sock", "redis", self.dir, suffix=".sock")
 
     @property
     def url(self) -> str:
