@@ -104,12 +104,19 @@ def _limit_key() -> str:
     return who.owner if who.owner != "anonymous" and who.valid else "ip:" + get_remote_address()
 
 
-limiter = Limiter(
-    key_func=_limit_key, application_limits=[lambda: TIERS[caller().tier]], headers_enabled=True,
-    swallow_errors=True,  # Redis down: answer without limiting rather than fail
-    header_name_mapping={HeaderNames.LIMIT: "RateLimit-Limit", HeaderNames.REMAINING: "RateLimit-Remaining",
-                         HeaderNames.RESET: "RateLimit-Reset", HeaderNames.RETRY_AFTER: "Retry-After"},
-)
+def _new_limiter() -> Limiter:
+    """One Limiter an app: init_app points a Limiter at that app's storage, so a module-level one
+    shared by two apps (a test's in-memory one, say) would count every later app's calls there."""
+    return Limiter(
+        key_func=_limit_key, application_limits=[lambda: TIERS[caller().tier]], headers_enabled=True,
+        swallow_errors=True,  # Redis down: answer without limiting rather than fail
+        header_name_mapping={HeaderNames.LIMIT: "RateLimit-Limit", HeaderNames.REMAINING: "RateLimit-Remaining",
+                             HeaderNames.RESET: "RateLimit-Reset", HeaderNames.RETRY_AFTER: "Retry-After"},
+    )
+
+
+def limiter_of(app: Flask) -> Limiter:
+    return app.extensions["icdq_limiter"]
 
 
 def _authenticate() -> None:
@@ -128,5 +135,6 @@ def _install(state) -> None:
     cache_url = app.config["CACHE_URL"]  # limits spells a unix socket redis+unix://
     app.config.setdefault("RATELIMIT_STORAGE_URI", "redis+" + cache_url if cache_url.startswith("unix:") else cache_url)
     app.config.setdefault("RATELIMIT_STRATEGY", ratelimit.NAME)  # limits' moving window, one round trip
+    limiter = app.extensions["icdq_limiter"] = _new_limiter()
     limiter.init_app(app)  # its check runs first, so refused and unauthenticated answers carry headers
     app.before_request(_authenticate)

@@ -78,7 +78,18 @@ def test_the_limit_counts_down_by_one_each_call_in_one_redis_round_trip(client, 
     assert remaining == [59, 58, 57, 56, 55]
     assert evalsha_calls() - before == 5  # the hit and the window for the headers: one script
     # What it keeps is limits' own moving window: the library's strategy reads the same count.
-    storage = auth.limiter.limiter.storage
+    storage = auth.limiter_of(app).limiter.storage
     [key] = [k.decode().removeprefix(f"{storage.key_prefix}:")
              for k in redis.scan_iter(match=f"*{auth.hash_key(keys['slow'])}*")]
     assert storage.get_moving_window(key, 60, 60)[1] == 5
+
+
+def test_another_app_with_its_own_limit_storage_leaves_this_apps_limits_alone(client, keys, app, settings):
+    from api import create_app
+
+    slow = {"X-API-Key": keys["slow"]}
+    assert client.get("/v1/releases", headers=slow).headers["RateLimit-Remaining"] == "59"
+    other = create_app(settings, CACHE_URL="redis://127.0.0.1:1/0", RATELIMIT_STORAGE_URI="memory://")
+    assert other.test_client().get("/healthz").status_code == 200
+    # this app still counts in Redis, where its earlier call was counted, not in the other's memory
+    assert client.get("/v1/releases", headers=slow).headers["RateLimit-Remaining"] == "58"
