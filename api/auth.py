@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, g, request
-from flask_limiter import HeaderNames, Limiter
-from flask_limiter.util import get_remote_address
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -101,21 +99,10 @@ def caller() -> Caller:
 
 def _limit_key() -> str:
     who = caller()
-    return who.owner if who.owner != "anonymous" and who.valid else "ip:" + get_remote_address()
+    return who.owner if who.owner != "anonymous" and who.valid else "ip:" + (request.remote_addr or "127.0.0.1")
 
 
-def _new_limiter() -> Limiter:
-    """One Limiter an app: init_app points a Limiter at that app's storage, so a module-level one
-    shared by two apps (a test's in-memory one, say) would count every later app's calls there."""
-    return Limiter(
-        key_func=_limit_key, application_limits=[lambda: TIERS[caller().tier]], headers_enabled=True,
-        swallow_errors=True,  # Redis down: answer without limiting rather than fail
-        header_name_mapping={HeaderNames.LIMIT: "RateLimit-Limit", HeaderNames.REMAINING: "RateLimit-Remaining",
-                             HeaderNames.RESET: "RateLimit-Reset", HeaderNames.RETRY_AFTER: "Retry-After"},
-    )
-
-
-def limiter_of(app: Flask) -> Limiter:
+def limiter_of(app: Flask) -> ratelimit.RateLimits:
     return app.extensions["icdq_limiter"]
 
 
@@ -135,6 +122,7 @@ def _install(state) -> None:
     cache_url = app.config["CACHE_URL"]  # limits spells a unix socket redis+unix://
     app.config.setdefault("RATELIMIT_STORAGE_URI", "redis+" + cache_url if cache_url.startswith("unix:") else cache_url)
     app.config.setdefault("RATELIMIT_STRATEGY", ratelimit.NAME)  # limits' moving window, one round trip
-    limiter = app.extensions["icdq_limiter"] = _new_limiter()
-    limiter.init_app(app)  # its check runs first, so refused and unauthenticated answers carry headers
+    # One an app (a module-level one would follow the last app's storage). Its check runs before the
+    # key check, so refused and unauthenticated answers carry the headers too.
+    app.extensions["icdq_limiter"] = ratelimit.RateLimits(app, key=_limit_key, limit=lambda: TIERS[caller().tier])
     app.before_request(_authenticate)

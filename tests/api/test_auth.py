@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import text
 
@@ -78,7 +80,7 @@ def test_the_limit_counts_down_by_one_each_call_in_one_redis_round_trip(client, 
     assert remaining == [59, 58, 57, 56, 55]
     assert evalsha_calls() - before == 5  # the hit and the window for the headers: one script
     # What it keeps is limits' own moving window: the library's strategy reads the same count.
-    storage = auth.limiter_of(app).limiter.storage
+    storage = auth.limiter_of(app).storage
     [key] = [k.decode().removeprefix(f"{storage.key_prefix}:")
              for k in redis.scan_iter(match=f"*{auth.hash_key(keys['slow'])}*")]
     assert storage.get_moving_window(key, 60, 60)[1] == 5
@@ -93,3 +95,26 @@ def test_another_app_with_its_own_limit_storage_leaves_this_apps_limits_alone(cl
     assert other.test_client().get("/healthz").status_code == 200
     # this app still counts in Redis, where its earlier call was counted, not in the other's memory
     assert client.get("/v1/releases", headers=slow).headers["RateLimit-Remaining"] == "58"
+
+
+def test_calls_older_than_the_window_count_for_nothing_and_a_full_window_refuses(app):
+    from limits import parse
+    from limits.strategies import MovingWindowRateLimiter
+
+    from api.ratelimit import NAMESPACE, OneTripMovingWindow
+
+    storage = auth.limiter_of(app).storage
+    one_trip, library = OneTripMovingWindow(storage), MovingWindowRateLimiter(storage)
+    item, who = parse("3/minute"), f"test-window-{time.time_ns()}"
+    key = storage.prefixed_key(item.key_for(NAMESPACE, who))
+    connection = storage.get_connection()
+    connection.lpush(key, *[time.time() - 61 - i for i in range(5)])  # five calls of over a minute ago
+    assert one_trip.hit(item, NAMESPACE, who)
+    assert one_trip.get_window_stats(item, NAMESPACE, who).remaining == 2
+    assert connection.llen(key) == 1  # the stale ones are gone, not only skipped
+    assert one_trip.hit(item, NAMESPACE, who) and one_trip.hit(item, NAMESPACE, who)
+    assert not one_trip.hit(item, NAMESPACE, who)  # the fourth within the minute
+    stats = one_trip.get_window_stats(item, NAMESPACE, who)
+    assert stats.remaining == 0 and 55 < stats.reset_time - time.time() <= 60
+    assert library.get_window_stats(item, NAMESPACE, who).remaining == 0  # limits reads the same window
+    assert not library.hit(item, NAMESPACE, who)
