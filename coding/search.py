@@ -28,6 +28,7 @@ from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
 from coding.terms import (
     DESCRIPTOR_WEIGHT,
     DESCRIPTORS,
+    EMPHASIS,
     ENCOUNTER,
     FRAMING,
     NARROWING,
@@ -58,7 +59,7 @@ WEAK_PREFERRED = 0.85  # a canonical code of the query without its lay sites (se
 CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's condition ("gout right toe": a sprain)
 # Words that leave a term's canonical code as it is: about the patient, "unspecified", "encounter for".
 _NOT_TYPED = DESCRIPTORS | NEUTRAL  # a last word that is not one being typed ("nos" is no "nose")
-_FILLER = _NOT_TYPED | {"encounter", "symptom"}
+_FILLER = _NOT_TYPED | EMPHASIS | {"encounter", "symptom"}
 _UNSAID = frozenset({"unspecified", "nos"})
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
@@ -390,7 +391,7 @@ def _idf(index: SearchIndex, found: dict[str, float]) -> float:
 
 
 def _term_weight(term: str, site_only: bool) -> float:
-    if term in DESCRIPTORS:
+    if term in DESCRIPTORS or term in EMPHASIS:
         return DESCRIPTOR_WEIGHT
     return SITE_WEIGHT if term in NARROWING and not site_only else 1.0
 
@@ -472,6 +473,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     toks = _lay_typos(index, table, toks)
     if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING:  # "i need a physical": the visit is the physical
         toks = toks[2:]
+    toks = _before_rule_out(toks)
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
     weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
@@ -521,6 +523,15 @@ def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
         rarest = max(words, key=weight.__getitem__)
         words = [w for w in words if w != rarest]
     return []
+
+
+def _before_rule_out(toks: list[str]) -> list[str]:
+    """What a query says before "rule out" ("cp r/o mi" is chest pain): a diagnosis still being ruled
+    out is not coded, its signs are (outpatient guideline IV.H). "r/o mi" alone is left as it is."""
+    for i in range(1, len(toks) - 1):
+        if toks[i] == "rule" and toks[i + 1] == "out":
+            return toks[:i]
+    return toks
 
 
 def _preferred(table: Synonyms, words: Sequence[str]) -> tuple[str, ...] | None:

@@ -37,6 +37,11 @@ FRAMING = _set("history family screening counseling status presence aftercare ex
 DESCRIPTORS = _set("child children kid kids infant baby babies toddler adult elderly geriatric boy girl man "
                    "woman men women adolescent teen teenager young aged")
 DESCRIPTOR_WEIGHT = 0.3
+# How people stress what they say ("worst headache of my life", "i keep coughing", "my sugar is running
+# high"): said beside a condition, these words weigh DESCRIPTOR_WEIGHT too. A rare title word among them
+# ("life", "running") had outweighed the condition itself and answered with "life management difficulty".
+EMPHASIS = _set("worst bad badly really real terrible awful horrible always keep keeps keeping kept ever life "
+                "getting get gets got think thought just running lately")
 # Body sites as lay people name them: in "eczema hands" the condition decides and the site narrows
 # it; a code with the site but another condition (an abscess of the hand) must not win.
 SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest knee knees shoulder hip "

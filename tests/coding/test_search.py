@@ -638,3 +638,17 @@ def test_the_curated_tables_hold_no_contradictions_and_only_codes_of_the_release
         assert source not in sources or sources[source][1] == means or source == ("seizure",), \
             f"synonyms.csv: {row['term']!r} and {sources[source][0]!r} disagree"
         sources[source] = (row["term"], means)
+
+
+def test_how_someone_stresses_a_complaint_does_not_outweigh_the_complaint(index) -> None:
+    # "life" is a rare word of the classification ("life management difficulty", Z73.9); said for
+    # emphasis it weighs as a descriptor does, and the condition decides.
+    assert top(index, "worst headache of my life")[0] == "R51.9"
+    assert top(index, "my knee keeps locking")[0].startswith("M23.8")  # "keeps": a canonical code still meets
+    assert top(index, "life management difficulty")[0].startswith("Z73")  # said as a title, still found
+
+
+def test_what_is_being_ruled_out_is_not_the_answer_its_signs_are(index) -> None:
+    assert top(index, "cp r/o mi")[0] == "R07.9"
+    assert top(index, "chest pain rule out MI")[0] == "R07.9"
+    assert top(index, "r/o mi")[0].startswith(("I21", "R07", "Z03"))  # nothing before it: left as it is
