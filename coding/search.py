@@ -473,7 +473,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     toks = _lay_typos(index, table, toks)
     if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING:  # "i need a physical": the visit is the physical
         toks = toks[2:]
-    toks = _before_rule_out(toks)
+    toks = _negatives_dropped(table, _before_rule_out(toks))
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
     weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
@@ -532,6 +532,23 @@ def _before_rule_out(toks: list[str]) -> list[str]:
         if toks[i] == "rule" and toks[i + 1] == "out":
             return toks[:i]
     return toks
+
+
+_NEGATIVE = frozenset({"neg", "negative"})
+
+
+def _negatives_dropped(table: Synonyms, toks: list[str]) -> list[str]:
+    """A test the curated table says came back negative ("strep neg") is left out before any other
+    phrase can take its first word ("pharyngitis strep neg" is J02.9, not strep pharyngitis)."""
+    if _NEGATIVE.isdisjoint(toks):
+        return toks
+    out: list[str] = []
+    for word in toks:
+        if word in _NEGATIVE and out and table.rewrites.get((out[-1], word)) == ():
+            out.pop()
+        else:
+            out.append(word)
+    return out
 
 
 def _preferred(table: Synonyms, words: Sequence[str]) -> tuple[str, ...] | None:

@@ -652,3 +652,8 @@ def test_what_is_being_ruled_out_is_not_the_answer_its_signs_are(index) -> None:
     assert top(index, "cp r/o mi")[0] == "R07.9"
     assert top(index, "chest pain rule out MI")[0] == "R07.9"
     assert top(index, "r/o mi")[0].startswith(("I21", "R07", "Z03"))  # nothing before it: left as it is
+
+
+def test_a_test_said_to_be_negative_is_not_the_diagnosis(index) -> None:
+    assert top(index, "pharyngitis strep neg")[0] == "J02.9"  # not J02.0, streptococcal pharyngitis
+    assert top(index, "strep pharyngitis")[0] == "J02.0"
