@@ -471,7 +471,9 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     text = _joined(index, query.text) if "-" in query.text else query.text
     toks = _split_alphanumeric(index, table, query_tokens(text))
     toks = _lay_typos(index, table, toks)
-    if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING:  # "i need a physical": the visit is the physical
+    # "i need a physical": the visit is the physical; unless a curated phrase takes the asking too
+    # ("i want to quit smoking" is counseling, where "quit smoking" is a former smoker).
+    if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING and toks[1] in table.rewrite(toks):
         toks = toks[2:]
     toks = _negatives_dropped(table, _before_rule_out(toks))
     words = _split_compounds(index, table.rewrite(toks))

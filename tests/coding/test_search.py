@@ -665,3 +665,9 @@ def test_a_sentence_of_what_is_wrong_and_how_it_happened_answers_what_is_wrong_f
     codes = top(index, "i think i broke my wrist falling off my bike", 10)
     assert codes[0].startswith("S62.1") and codes[-1][0] in "VWXY"
     assert top(index, "fell down the stairs")[0].startswith("W10")  # only how it happened: the cause
+
+
+def test_asking_for_something_is_left_out_unless_a_curated_phrase_takes_it(index) -> None:
+    assert top(index, "i need a physical")[0] == "Z00.00"
+    assert top(index, "i want to quit smoking")[:2] == ["Z71.6", "F17.210"]  # counseling, not a former smoker
+    assert top(index, "quit smoking")[0] == "Z87.891"
