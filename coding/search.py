@@ -648,7 +648,8 @@ def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
     taken apart."""
     out: list[str] = []
     for word in toks:
-        unknown = len(word) >= 7 and word not in index.postings and not word.isdigit()
+        # (A lay site the index lacks is not two words: "eyebrow" is no "eye" + "brow".)
+        unknown = len(word) >= 7 and word not in index.postings and not word.isdigit() and word not in SITES
         if unknown and not index.variants(word, last=False, trigrams=False):
             split = next(((word[:i], word[i:]) for i in range(3, len(word) - 2)
                           if word[:i] in index.postings and word[i:] in index.postings), None)

@@ -46,7 +46,8 @@ EMPHASIS = _set("worst bad badly really real terrible awful horrible always keep
 # it; a code with the site but another condition (an abscess of the hand) must not win.
 SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest knee knees shoulder hip "
              "ankle wrist elbow finger fingers toe toes thumb eye eyes ear ears nose mouth lip lips skin "
-             "scalp forehead cheek jaw belly stomach groin buttock thigh calf shin heel great")
+             "scalp forehead cheek jaw belly stomach groin buttock thigh calf shin heel great forearm armpit "
+             "underarm axilla palm sole eyebrow chin temple breast navel waist torso")
 SITE_WEIGHT = 0.6
 # Words that qualify a condition (course, severity, side): the same weight as a lay site, for the
 # same reason ("insomnia chronic" is insomnia; "knee pain bilateral" is knee pain, not ocular pain).

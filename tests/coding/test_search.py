@@ -671,3 +671,10 @@ def test_asking_for_something_is_left_out_unless_a_curated_phrase_takes_it(index
     assert top(index, "i need a physical")[0] == "Z00.00"
     assert top(index, "i want to quit smoking")[0] == "Z71.6"  # counseling, not a former smoker
     assert top(index, "quit smoking")[0] == "Z87.891"
+
+
+def test_a_rash_at_a_lay_site_the_classification_does_not_name_is_a_rash(index) -> None:
+    # "palm", "eyebrow", "armpit" are lay sites: beside a condition they narrow it, and the rash's own
+    # code stands in where no code has both (Diaper dermatitis, L22, holds the shortest "rash" title).
+    for text in ("palm rash", "rash on my eyebrow", "armpit rash"):
+        assert top(index, text)[0] == "R21", text
