@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain, combinations, islice
 from operator import itemgetter
 
@@ -487,12 +487,38 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
     results = rank(index, words, query, preferred or (), weak, left_out)
+    if preferred is None and _FAMILY_HISTORY.issubset(words) and (not results or results[0]["score"] < FAMILY_NAMED):
+        results = _family_history_of_chapter(index, words, query, results)
     if results or len(words) > RELAXED_MAX_WORDS:
         return results
     results = _relaxed(index, words, query)
     if results and results[0]["code"][0] in _EXTERNAL_CHAPTER:
         results = _condition_first(index, words, query, results)
     return results
+
+
+_FAMILY_HISTORY = frozenset({"family", "history"})
+FAMILY_NAMED = 0.6  # below this no family-history title names the condition ("family history of dementia")
+# The family-history code for a condition of each chapter that no Z80-Z84 title names (Z84.89 is left
+# to a condition of no chapter here: a symptom, an injury).
+FAMILY_OF_CHAPTER = {1: "Z831", 2: "Z809", 3: "Z832", 4: "Z8349", 5: "Z818", 6: "Z820", 7: "Z83518", 8: "Z8352",
+                     9: "Z8249", 10: "Z836", 11: "Z8379", 12: "Z840", 13: "Z8269", 14: "Z842", 17: "Z8279"}
+
+
+def _family_history_of_chapter(index: SearchIndex, words: list[str], query: Query,
+                               results: list[dict]) -> list[dict]:
+    """"Family history of dementia": no title names dementia, so the answers were family histories of
+    anything. The condition's own best code says its chapter, and the chapter's family-history code
+    ("of other mental and behavioral disorders", Z81.8) comes first."""
+    condition = [w for w in words if w not in _FAMILY_HISTORY and w not in _FILLER]
+    canonical = _preferred(synonyms(), condition) if condition else None
+    found = rank(index, condition, replace(query, chapter=None, billable=None), canonical or ()) if condition else []
+    family = FAMILY_OF_CHAPTER.get(found[0]["chapter"]) if found and found[0]["score"] >= FAMILY_NAMED else None
+    at = index.position_of(family) if family else None
+    if at is None or not _keep(index.codes[at], query):
+        return results
+    first = _present(index, at, WEAK_PREFERRED, set(words))
+    return [first] + [r for r in results if r["code"] != first["code"]][:query.limit - 1]
 
 
 _EXTERNAL_CHAPTER = "VWXY"

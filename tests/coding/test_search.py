@@ -678,3 +678,15 @@ def test_a_rash_at_a_lay_site_the_classification_does_not_name_is_a_rash(index) 
     # code stands in where no code has both (Diaper dermatitis, L22, holds the shortest "rash" title).
     for text in ("palm rash", "rash on my eyebrow", "armpit rash"):
         assert top(index, text)[0] == "R21", text
+
+
+def test_a_family_history_no_title_names_is_the_family_history_of_its_chapter(index) -> None:
+    # No Z80-Z84 title names dementia, gout or psoriasis: the condition's own chapter decides.
+    assert top(index, "family history of dementia")[0] == "Z81.8"  # other mental and behavioral disorders
+    assert top(index, "my mom has dementia")[0] == "Z81.8"
+    assert top(index, "family history of gout")[0] == "Z82.69"  # other musculoskeletal diseases
+    assert top(index, "family history of psoriasis")[0] == "Z84.0"  # skin
+    # A title that names it still answers: never the chapter's catch-all instead.
+    assert top(index, "family history of glaucoma")[0] == "Z83.511"
+    assert top(index, "father had a stroke")[0] == "Z82.3"
+    assert "Z81.8" not in top(index, "family history of dementia", billable=False)  # filters still hold
