@@ -73,10 +73,11 @@ def stem(word: str) -> str:
     return word
 
 
-# Slash shorthand, before the slash parts it: "w/o" is without, "w/" with, "s/p" status post.
-_SHORTHAND = re.compile(r"\b(w/o|w/|s/p|h/o|r/o|f/u|n/v)(?=\W|\d|$|[a-z])", re.IGNORECASE)
-_SHORTHAND_WORDS = {"w/o": " without ", "w/": " with ", "s/p": " status post ", "h/o": " history of ",
-                    "r/o": " rule out ", "f/u": " follow up ", "n/v": " nausea vomiting "}
+# Slash shorthand, before the slash parts it: "w/o" is without, "w/" with, "s/p" status post, "w/d"
+# withdrawal ("etoh w/d"; "w/dressing" stays with).
+_SHORTHAND = re.compile(r"\b(w/o|w/d(?![a-z])|w/|s/p|h/o|r/o|f/u|n/v)(?=\W|\d|$|[a-z])", re.IGNORECASE)
+_SHORTHAND_WORDS = {"w/o": " without ", "w/d": " withdrawal ", "w/": " with ", "s/p": " status post ",
+                    "h/o": " history of ", "r/o": " rule out ", "f/u": " follow up ", "n/v": " nausea vomiting "}
 
 
 def tokens(text: str) -> list[str]:

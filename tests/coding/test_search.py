@@ -690,3 +690,9 @@ def test_a_family_history_no_title_names_is_the_family_history_of_its_chapter(in
     assert top(index, "family history of glaucoma")[0] == "Z83.511"
     assert top(index, "father had a stroke")[0] == "Z82.3"
     assert "Z81.8" not in top(index, "family history of dementia", billable=False)  # filters still hold
+
+
+def test_chart_shorthand_for_withdrawal_and_radiating_pain(index) -> None:
+    assert top(index, "etoh w/d")[0].startswith("F10.")  # alcohol withdrawal, not "with d"
+    assert top(index, "wound w/dressing")[0].startswith("Z48.0")  # "w/" still "with" before a word
+    assert top(index, "lbp radiating to r leg")[0] == "M54.41"  # lumbago with sciatica, right side
