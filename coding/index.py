@@ -20,7 +20,8 @@ from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distanc
 
 FUZZY_WEIGHT = 0.8
 SHORT_NAME = 5  # essential words of a title or inclusion term a query may name whole (short_names)
-UNASKED = ("family",)  # kinds of code a query must ask for (search); "history of colon polyps" is the patient's own
+UNASKED = ("family", "nontraffic")  # kinds of code a query must ask for (search): "history of colon polyps" is
+# the patient's own; a vehicle accident not said to be off the road is a traffic accident (guideline I.C.20)
 TRIGRAM_WEIGHT = 0.7
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45

@@ -696,3 +696,12 @@ def test_chart_shorthand_for_withdrawal_and_radiating_pain(index) -> None:
     assert top(index, "etoh w/d")[0].startswith("F10.")  # alcohol withdrawal, not "with d"
     assert top(index, "wound w/dressing")[0].startswith("Z48.0")  # "w/" still "with" before a word
     assert top(index, "lbp radiating to r leg")[0] == "M54.41"  # lumbago with sciatica, right side
+
+
+def test_a_cause_is_accidental_and_on_the_road_unless_said_otherwise(index) -> None:
+    # Guideline I.C.20: an accident not said to be off the road is a traffic accident; intent is
+    # accidental unless assault or self-harm is said.
+    assert top(index, "passenger in car crash")[0] == "V49.50XA"  # traffic, not V49.10XA nontraffic
+    assert top(index, "burned by a curling iron")[0] == "X15.8XXA"  # not X98.3XXA, assault
+    assert top(index, "assaulted with a knife")[0] == "X99.1XXA"
+    assert top(index, "passenger in nontraffic car crash")[0].startswith("V49.1")
