@@ -61,6 +61,7 @@ CONDITION_MISS = 0.6  # an entry holding none of the words of such a query's con
 _NOT_TYPED = DESCRIPTORS | NEUTRAL  # a last word that is not one being typed ("nos" is no "nose")
 _FILLER = _NOT_TYPED | EMPHASIS | {"encounter", "symptom"}
 _UNSAID = frozenset({"unspecified", "nos"})
+_ABOUT_THE_PATIENT = DESCRIPTORS | EMPHASIS
 EXTERNAL = 0.95  # an external cause (V00-Y99) is not the diagnosis: "concussion from football" is S06
 HEADER = 0.05  # what a header (no billable code) gives up to the codes beneath it
 UNSPECIFIED_AXIS = 0.05  # the unspecified code's bonus, and a little more, when the query specifies that axis
@@ -613,7 +614,11 @@ def _preferred(table: Synonyms, words: Sequence[str]) -> tuple[str, ...] | None:
     "CHF unspecified")."""
     bag = frozenset(words)
     found = table.preferred.get(bag)
-    return found if found is not None or not _FILLER.intersection(bag) else table.preferred.get(bag - _FILLER)
+    if found is not None or not _FILLER.intersection(bag):
+        return found
+    # Without every filler word, else without only those about the patient or the stress, so that a
+    # canonical phrase holding "unspecified" still meets "kid" + it ("kid swallowed pills").
+    return table.preferred.get(bag - _FILLER) or table.preferred.get(bag - _ABOUT_THE_PATIENT)
 
 
 def _weak_preferred(table: Synonyms, words: Sequence[str]) -> tuple[tuple[str, ...], frozenset[str]]:

@@ -705,3 +705,9 @@ def test_a_cause_is_accidental_and_on_the_road_unless_said_otherwise(index) -> N
     assert top(index, "burned by a curling iron")[0] == "X15.8XXA"  # not X98.3XXA, assault
     assert top(index, "assaulted with a knife")[0] == "X99.1XXA"
     assert top(index, "passenger in nontraffic car crash")[0].startswith("V49.1")
+
+
+def test_words_about_the_patient_do_not_keep_a_canonical_code_from_its_phrase(index) -> None:
+    # The canonical phrase holds "unspecified" (a filler word): dropping every filler word missed it.
+    assert top(index, "kid swallowed pills")[0] == "T50.901A"
+    assert top(index, "swallowed pills")[0] == "T50.901A"
