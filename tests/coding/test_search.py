@@ -711,3 +711,12 @@ def test_words_about_the_patient_do_not_keep_a_canonical_code_from_its_phrase(in
     # The canonical phrase holds "unspecified" (a filler word): dropping every filler word missed it.
     assert top(index, "kid swallowed pills")[0] == "T50.901A"
     assert top(index, "swallowed pills")[0] == "T50.901A"
+
+
+def test_a_lump_is_placed_by_its_site_and_is_a_breast_lump_only_when_the_breast_is_said(index) -> None:
+    assert top(index, "lump")[0] == "R22.9"
+    assert top(index, "lump on my back")[0] == "R22.2"
+    assert top(index, "lump on my knee")[0] == "R22.40"
+    assert top(index, "lump on my left leg")[0] == "R22.42"
+    assert top(index, "lump in my breast")[0] == "N63.0"
+    assert top(index, "lump in left breast")[0].startswith("N63.2")
