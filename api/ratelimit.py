@@ -37,7 +37,7 @@ FRESH_SECONDS = 1.0  # a window handed over is used by the same request, or not 
 # limits' acquire_moving_window.lua, then its moving_window.lua's count, in one script. Entries older
 # than the window count for nothing in either; dropping them from the old end first (each once) makes
 # the acquire test the list's length and the count its length, O(1) a request where limits' count
-# searches the list (74 us a call in Redis at a few thousand entries, against ~5 us).
+# searches the list (~50 us a call inside Redis at 5,000 entries, against ~10 us, measured here).
 _ACQUIRE_AND_COUNT = """
 local timestamp = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
