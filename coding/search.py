@@ -529,8 +529,10 @@ CONDITION_FIRST = 0.8  # how well the condition alone must be matched to come be
 
 def _condition_first(index: SearchIndex, words: list[str], query: Query, results: list[dict]) -> list[dict]:
     """A sentence saying what is wrong and how it happened ("broke my wrist falling off my bike") whose
-    best match is the how (an external cause, V00-Y99): the answer to what is wrong, from the words
-    that are mostly not of external causes, comes first (scaled as a relaxed answer), then the cause."""
+    best match without some of its words is the how (an external cause, V00-Y99): the answer to what
+    is wrong, from the words that are mostly not of external causes (scaled as a relaxed answer). The
+    cause found so is not kept: matched on part of the words, it was rarely the right one (a wrist
+    broken falling off a bike had been "struck by a falling object ... on a watercraft")."""
     condition = [w for w in words if w not in index.mostly_external]
     # A condition named, not only where ("dog bite of hand": the hand alone names nothing wrong).
     if len(condition) == len(words) or all(w in _NAMES_NOTHING for w in condition):
@@ -538,12 +540,7 @@ def _condition_first(index: SearchIndex, words: list[str], query: Query, results
     found = rank(index, condition, query, _preferred(synonyms(), condition) or ())
     if not found or found[0]["code"][0] in _EXTERNAL_CHAPTER or found[0]["score"] < CONDITION_FIRST:
         return results
-    answers = [{**r, "score": round(r["score"] * RELAXED, 4)} for r in found[:query.limit - 1]]
-    floor = answers[-1]["score"]
-    cause = results[0]
-    if all(a["code"] != cause["code"] for a in answers):
-        answers.append({**cause, "score": min(cause["score"], floor)})
-    return answers
+    return [{**r, "score": round(r["score"] * RELAXED, 4)} for r in found]
 
 
 RELAXED_RANKS = 12  # rankings a query that found nothing may try without some of its words
