@@ -218,20 +218,34 @@ class EmbeddedRedis:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
+        """Until the server answers where its clients will connect: its unix socket when it has one
+        (the TCP port can answer a moment before the socket exists), else the port."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
+            with contextlib.suppress(OSError):
+                if self.socket:
+                    with socket.socket(socket.AF_UNIX) as unix:
+                        unix.settimeout(0.2)
+                        unix.connect(str(self.socket))
+                        return
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return
             time.sleep(0.05)
         raise EmbeddedError(f"embedded Redis ({self.role}) did not start; see {self.dir}/{self.role}.log")
 
     def stop(self) -> None:
+        """SIGTERM, then wait for the process itself to be gone: Redis removes its pidfile before it
+        has let go of its port, and a server started at once on that port would fail to bind."""
         pid = self.pid()
         if not pid:
             return
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.pid():
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
             time.sleep(0.05)
 
 
