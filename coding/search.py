@@ -498,6 +498,12 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     return results
 
 
+def _rank_part(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
+    """A ranking of some of a query's words, with their own canonical codes (a relaxed query, the
+    condition of a family history or of a sentence saying how it happened)."""
+    return rank(index, words, query, _preferred(synonyms(), words) or ())
+
+
 _FAMILY_HISTORY = frozenset({"family", "history"})
 FAMILY_NAMED = 0.6  # below this no family-history title names the condition ("family history of dementia")
 # The family-history code for a condition of each chapter that no Z80-Z84 title names (Z84.89 is left
@@ -512,8 +518,9 @@ def _family_history_of_chapter(index: SearchIndex, words: list[str], query: Quer
     anything. The condition's own best code says its chapter, and the chapter's family-history code
     ("of other mental and behavioral disorders", Z81.8) comes first."""
     condition = [w for w in words if w not in _FAMILY_HISTORY and w not in _FILLER]
-    canonical = _preferred(synonyms(), condition) if condition else None
-    found = rank(index, condition, replace(query, chapter=None, billable=None), canonical or ()) if condition else []
+    if not condition:
+        return results
+    found = _rank_part(index, condition, replace(query, chapter=None, billable=None))
     family = FAMILY_OF_CHAPTER.get(found[0]["chapter"]) if found and found[0]["score"] >= FAMILY_NAMED else None
     at = index.position_of(family) if family else None
     if at is None or not _keep(index.codes[at], query):
@@ -523,7 +530,7 @@ def _family_history_of_chapter(index: SearchIndex, words: list[str], query: Quer
 
 
 _EXTERNAL_CHAPTER = "VWXY"
-_NAMES_NOTHING = NARROWING | DESCRIPTORS | EMPHASIS | NEUTRAL
+_NAMES_NOTHING = NARROWING | _ABOUT_THE_PATIENT | NEUTRAL
 CONDITION_FIRST = 0.8  # how well the condition alone must be matched to come before the cause
 
 
@@ -537,7 +544,7 @@ def _condition_first(index: SearchIndex, words: list[str], query: Query, results
     # A condition named, not only where ("dog bite of hand": the hand alone names nothing wrong).
     if len(condition) == len(words) or all(w in _NAMES_NOTHING for w in condition):
         return results
-    found = rank(index, condition, query, _preferred(synonyms(), condition) or ())
+    found = _rank_part(index, condition, query)
     if not found or found[0]["code"][0] in _EXTERNAL_CHAPTER or found[0]["score"] < CONDITION_FIRST:
         return results
     return [{**r, "score": round(r["score"] * RELAXED, 4)} for r in found]
@@ -553,7 +560,6 @@ def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
     answer to the query without one of its words, then two, ... (best: the first score times the
     share of the query's weight kept, halved for an external cause), scores scaled by RELAXED. Only
     ever run for an empty answer."""
-    table = synonyms()
     weight = {w: _idf(index, index.variants(w, last=False)) for w in words}
     total = sum(weight.values()) or 1.0
     tries = 0
@@ -561,7 +567,7 @@ def _relaxed(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
         best: tuple[float, list[str], list[dict]] = (0.0, words, [])
         for i in range(len(words)):
             fewer = words[:i] + words[i + 1:]
-            found = rank(index, fewer, query, _preferred(table, fewer) or ())
+            found = _rank_part(index, fewer, query)
             tries += 1
             # An answer to more of the query (by its words' weight) beats a closer answer to less,
             # and a condition beats how it happened (an external cause, V-Y, is never the diagnosis).
