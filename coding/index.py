@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 
-from coding.terms import ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, stem, synonyms, tokens
+from coding.terms import CONTRACTED, ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, stem, synonyms, tokens
 
 FUZZY_WEIGHT = 0.8
 SHORT_NAME = 5  # essential words of a title or inclusion term a query may name whole (short_names)
 UNASKED = ("family", "nontraffic")  # kinds of code a query must ask for (search): "history of colon polyps" is
 # the patient's own; a vehicle accident not said to be off the road is a traffic accident (guideline I.C.20)
 TRIGRAM_WEIGHT = 0.7
+RARER_TYPO = 0.95  # what the rarer of two words a typo is as close to weighs against the commoner
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45
+TRIGRAM_EDITS = 2  # a long word this close to one sharing its trigrams is taken for it (similar())
+TRIGRAM_CANDIDATES = 50
 VARIANTS_MEMO = 20_000  # looked-up words a process keeps (emptied when full)
 RANKINGS = 5_000  # rankings a process keeps by the query's rewritten words (emptied when full)
 PREFIX_WEIGHT = 0.85
@@ -210,6 +213,8 @@ class SearchIndex:
         misspelling past two edits, another form of the word: "hypertriglyceridaemia"), and for the
         last token of a query, the words it starts."""
         found: dict[str, float] = {}
+        if token in CONTRACTED:
+            return found
         if token in self.postings:
             found[token] = 1.0
         elif forms := self._inflected(token):  # a real word, not a typo of another ("walk" is not "wall")
@@ -224,8 +229,10 @@ class SearchIndex:
             scored = [s for s in scored if s[0] <= typos]
             if scored:
                 best = min(s[0] for s in scored)
-                for _, _, word in sorted(s for s in scored if s[0] == best)[:3]:
-                    found[word] = FUZZY_WEIGHT
+                # As close to two words, a typo is more likely of the commoner ("osteoperosis" is
+                # osteoporosis far more often than osteopetrosis): the others weigh a little less.
+                for rank, (_, _, word) in enumerate(sorted(s for s in scored if s[0] == best)[:3]):
+                    found[word] = FUZZY_WEIGHT if rank == 0 else FUZZY_WEIGHT * RARER_TYPO
         if not found and trigrams and len(token) >= TRIGRAM_MIN and not token.isdigit():
             close = self.similar(token)
             if close is not None:
@@ -265,6 +272,13 @@ class SearchIndex:
             score = count / (len(wanted) + len(_grams(word)) - count)
             if score > best_score or (score == best_score and best is not None and word < best):
                 best, best_score = word, score
+        if best is None and token not in synonyms().words:
+            # Not a word of the curated phrases ("swollen", "trouble": real words, not typos). Two edits from a word it shares a few trigrams with, a transposition among them
+            # ("nuemonia", "glocoma", "diareah": few trigrams survive those): the one sharing most.
+            close = [(edit_distance(token, long_words[n], TRIGRAM_EDITS), -count, long_words[n])
+                     for n, count in shared.most_common(TRIGRAM_CANDIDATES)]
+            close = [c for c in close if c[0] <= TRIGRAM_EDITS]
+            best = min(close)[2] if close else None
         return best
 
     def position_of(self, code: str) -> int | None:
@@ -350,6 +364,9 @@ def _qualified(text: str, sites: frozenset[str] = frozenset()) -> tuple[tuple[fr
     lowered = text.lower().replace("not associated with", "without")  # N64.3 galactorrhea, not childbirth
     if " with" not in lowered and " not " not in lowered:
         return (), ()
+    # Less its nonessential words: "with (acute) exacerbation" is with exacerbation (J44.1), so "COPD
+    # without exacerbation" is not that code.
+    lowered = " ".join(_NONESSENTIAL.sub(" ", lowered).split())
     return _phrases(_WITHOUT.findall(lowered), sites), _phrases(_WITH.findall(lowered), sites)
 
 

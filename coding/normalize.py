@@ -10,6 +10,7 @@ CODE_RE = re.compile(r"^[A-Z][0-9A-Z][0-9A-Z](?:[0-9A-Z]{1,4})?$")
 _CODE_JUNK = re.compile(r"[\s.\-_'\"`,;:]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WORDS = re.compile(r"[a-z0-9]+")
+_AUXILIARY = re.compile(r"(?<=[a-z])'(?:m|ve|re|ll|d)\b")
 
 
 def normalize_code(raw: str) -> str:
@@ -35,6 +36,7 @@ def fold(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Alphanumeric words of folded text; an apostrophe-s belongs to its word ("crohn's" -> "crohns"),
-    and so does a contracted "not" ("can't" -> "cant", as people also write it)."""
+    and so does a contracted "not" ("can't" -> "cant", as people also write it); a contracted "am",
+    "have", "are", "will" or "would" is left out ("i'm tired": i, tired)."""
     folded = fold(text).replace("\u2019", "'")
-    return _WORDS.findall(folded.replace("'s", "s").replace("n't", "nt"))
+    return _WORDS.findall(_AUXILIARY.sub("", folded.replace("'s", "s").replace("n't", "nt")))

@@ -24,7 +24,7 @@ from cache.client import Cache
 from cache.tags import cache_key, kind_prefix, tags_for
 from cache.writer import write_behind
 from coding.index import AXES, RANKINGS, UNASKED, CodeRecord, SearchIndex
-from coding.normalize import CODE_RE, fold, has_control_chars, normalize_code
+from coding.normalize import CODE_RE, dotted, fold, has_control_chars, normalize_code
 from coding.terms import (
     DESCRIPTOR_WEIGHT,
     DESCRIPTORS,
@@ -469,14 +469,15 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if coded is not None:
         return coded
     table = synonyms()
-    text = _joined(index, query.text) if "-" in query.text else query.text
+    text, of_relative = _about_a_relative(_said_plainly(query.text))
+    text = _joined(index, text) if "-" in text else text
     toks = _split_alphanumeric(index, table, query_tokens(text))
     toks = _lay_typos(index, table, toks)
     # "i need a physical": the visit is the physical; unless a curated phrase takes the asking too
     # ("i want to quit smoking" is counseling, where "quit smoking" is a former smoker).
     if len(toks) > 2 and toks[0] == "i" and toks[1] in _ASKING and toks[1] in table.rewrite(toks):
         toks = toks[2:]
-    toks = _negatives_dropped(table, _before_rule_out(toks))
+    toks = _negatives_dropped(table, _before_rule_out(_no_is_without(toks)))
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
     weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
@@ -489,13 +490,40 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
     results = rank(index, words, query, preferred or (), weak, left_out)
     if preferred is None and _FAMILY_HISTORY.issubset(words) and (not results or results[0]["score"] < FAMILY_NAMED):
-        results = _family_history_of_chapter(index, words, query, results)
+        results = _family_history_of_chapter(index, words, query, results, of_relative)
+    if results and not (_LOWER_LIMB.isdisjoint(words) and _UPPER_LIMB.isdisjoint(words)):
+        results = _the_limb_said(words, results, index)
+    if results and len(SIDES.intersection(words)) == 1:
+        results = _the_side_said(index, words, results)
+    if results and "without" in words[1:-1]:
+        results = _without_what_is_said(index, words, query, results)
+    if results and results[0]["code"][0] in _EXTERNAL_CHAPTER and not SITES.isdisjoint(words) and (
+            results[0]["score"] < CAUSE_WEAK or "bitten" in words):
+        found = _condition_first(index, words, query, results)
+        # Matched on all the words, the cause is the right one (W54.0XXA): it is coded next.
+        if found is results:
+            return results
+        found = found[:max(1, query.limit - 1)]
+        return found + [{**results[0], "score": min(results[0]["score"], found[-1]["score"])}]
+    if not results and "," in query.text:
+        results = _best_part(index, query)
     if results or len(words) > RELAXED_MAX_WORDS:
         return results
     results = _relaxed(index, words, query)
     if results and results[0]["code"][0] in _EXTERNAL_CHAPTER:
         results = _condition_first(index, words, query, results)
     return results
+
+
+def _best_part(index: SearchIndex, query: Query) -> list[dict]:
+    """A query of several parts that found nothing whole ("pulled his arm and now he won't use it,
+    nursemaid's elbow"): the best answer to one of its parts, scaled as a relaxed answer."""
+    parts = [part.strip() for part in query.text.split(",") if part.strip()]
+    if len(parts) < 2:
+        return []
+    found = max((search_index(index, replace(query, text=part)) for part in parts),
+                key=lambda results: results[0]["score"] if results else 0.0)
+    return [{**r, "score": round(r["score"] * RELAXED, 4)} for r in found]
 
 
 def _rank_part(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
@@ -505,6 +533,53 @@ def _rank_part(index: SearchIndex, words: list[str], query: Query) -> list[dict]
 
 
 _FAMILY_HISTORY = frozenset({"family", "history"})
+_PRESENT_STATE_CHAPTERS = frozenset({18, 19, 20})  # symptoms, injuries, their causes
+# Who a sentence is about. A parent, grandparent or sibling said to have or have had something is a
+# family history ("my mother has diabetes": Z83.3); one said to be in some state or to have just done
+# something is the patient, told of by whoever brought them ("mom fell and can't get up", "grandpa is
+# confused"), and so is a child whatever is said ("my son has chicken pox"): the relative's name is
+# left out and the rest is searched.
+_RELATIVE = re.compile(
+    r"^(?:(?:my |our )(?P<child>(?:son|daughter|kid|child|toddler|boy|girl|grandson|granddaughter)(?:'?s)? )"
+    r"|(?:my |our )?(?:grand(?:ma|pa|mother|father|mom|dad)|granny|nana|mom|mum|mother|dad|father|sister|brother|aunt|"
+    r"uncle|parents?)(?:'?s)? (?:(?P<present>(?:is|was|keeps?|kept|fell|falls|falling|seems|can'?t|cannot|"
+    r"won'?t|gets?|got|getting|feels?|felt|fainted|collapsed|passed out|has been|had been|just|suddenly)\b)"
+    r"|(?P<family>has|had|with|died|passed away)\b))")
+
+
+_AGE = re.compile(r"\b\d+[ -]?(?:years?|yrs?|months?|mos?)[ -]old\b|\b\d+ ?(?:yo|y/o)\b")
+_WEEKS = re.compile(r"\b(\d{1,2}) ?(?:weeks?|wks?)\b")
+_PREGNANT = re.compile(r"\b(?:pregnant|pregnancy|preg|fetal|fetus|gestation|gestational|iup)\b")
+_ROMAN = re.compile(r"\b(grade|stage|type|class|degree) (iv|v|i{1,3})\b")
+_ROMAN_VALUES = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
+
+
+def _said_plainly(text: str) -> str:
+    """What a query says in the classification's terms: an age is about the patient ("my 3 year old
+    has pink eye": the digits had found coma-scale codes), unless of a mother or a newborn; weeks of a pregnancy are its trimester
+    ("decreased fetal movement 32 wks": third trimester, O36.8130); a roman grade or stage is its
+    number ("grade III IVH": grade 3)."""
+    if any(c.isdigit() for c in text):
+        if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
+            text = _AGE.sub(" ", text)
+        if _PREGNANT.search(text) and (weeks := _WEEKS.search(text)) and 4 <= int(weeks[1]) <= 42:
+            week = int(weeks[1])
+            text += " first trimester" if week < 14 else " second trimester" if week < 28 else " third trimester"
+    if " i" in text or " v" in text:
+        text = _ROMAN.sub(lambda m: f"{m[1]} {_ROMAN_VALUES[m[2]]}", text)
+    return " ".join(text.split())
+
+
+def _about_a_relative(text: str) -> tuple[str, bool]:
+    """The text to search, and whether it came from what a relative has or had (_RELATIVE)."""
+    found = _RELATIVE.match(text)
+    if found is None:
+        return text, False
+    if found["child"]:
+        return text[found.end("child"):] or text, False
+    if found["present"]:
+        return text[found.start("present"):], False
+    return "family history of " + text[found.end("family"):], True
 FAMILY_NAMED = 0.6  # below this no family-history title names the condition ("family history of dementia")
 # The family-history code for a condition of each chapter that no Z80-Z84 title names (Z84.89 is left
 # to a condition of no chapter here: a symptom, an injury).
@@ -513,14 +588,18 @@ FAMILY_OF_CHAPTER = {1: "Z831", 2: "Z809", 3: "Z832", 4: "Z8349", 5: "Z818", 6: 
 
 
 def _family_history_of_chapter(index: SearchIndex, words: list[str], query: Query,
-                               results: list[dict]) -> list[dict]:
+                               results: list[dict], of_relative: bool = False) -> list[dict]:
     """"Family history of dementia": no title names dementia, so the answers were family histories of
     anything. The condition's own best code says its chapter, and the chapter's family-history code
-    ("of other mental and behavioral disorders", Z81.8) comes first."""
+    ("of other mental and behavioral disorders", Z81.8) comes first. What a relative is said to have
+    that is a symptom or an injury ("mom has memory loss") is the relative's own, told by whoever
+    brought them: the answer is the symptom."""
     condition = [w for w in words if w not in _FAMILY_HISTORY and w not in _FILLER]
     if not condition:
         return results
     found = _rank_part(index, condition, replace(query, chapter=None, billable=None))
+    if of_relative and found and found[0]["chapter"] in _PRESENT_STATE_CHAPTERS and found[0]["score"] >= FAMILY_NAMED:
+        return [r for r in _rank_part(index, condition, query) if r["score"] >= FAMILY_NAMED * RELAXED]
     family = FAMILY_OF_CHAPTER.get(found[0]["chapter"]) if found and found[0]["score"] >= FAMILY_NAMED else None
     at = index.position_of(family) if family else None
     if at is None or not _keep(index.codes[at], query):
@@ -529,7 +608,86 @@ def _family_history_of_chapter(index: SearchIndex, words: list[str], query: Quer
     return [first] + [r for r in results if r["code"] != first["code"]][:query.limit - 1]
 
 
+_DEFAULT_DOMINANCE = {"right": ("right dominant side",), "left": ("left nondominant side", "left non-dominant side")}
+
+
+def _the_side_said(index: SearchIndex, words: list[str], results: list[dict]) -> list[dict]:
+    """The code of the side a query names, where the best match left it unspecified or said nothing
+    of which side is dominant: "acute left femoral DVT" is I82.412, not I82.419 ("... of unspecified
+    femoral vein", which matched the header's "deep"); a side of hemiplegia or monoplegia not said to
+    be dominant or not is taken as the right dominant, the left nondominant (guideline I.C.6.a:
+    "CVA sequela L hemiparesis" is I69.354)."""
+    side = next(iter(SIDES.intersection(words)))
+    top = results[0]
+    description = top["description"]
+    if "dominant side" in description:
+        if "dominant" in words or "nondominant" in words or side not in _DEFAULT_DOMINANCE:
+            return results
+        condition = description.rsplit(" affecting ", 1)[0]
+        wanted = {f"{condition} affecting {w}" for w in _DEFAULT_DOMINANCE[side]}
+    elif "unspecified " in description and f"{side} " not in description:
+        parts = description.split("unspecified ")
+        wanted = {"unspecified ".join(parts[:i]) + f"{side} " + "unspecified ".join(parts[i:])
+                  for i in range(1, len(parts))}
+    else:
+        return results
+    return _sibling_first(index, results, wanted)
+
+
+_LOWER_LIMB = frozenset({"leg", "foot", "feet", "ankle", "knee", "thigh", "calf", "shin", "toe", "heel", "hip"})
+_UPPER_LIMB = frozenset({"arm", "hand", "wrist", "elbow", "finger", "thumb", "forearm", "shoulder"})
+
+
+def _the_limb_said(words: list[str], results: list[dict], index: SearchIndex) -> list[dict]:
+    """A lay site is of the upper or the lower limb: "cellulitis left leg" is L03.116 (of left lower
+    limb), not L03.114 (upper limb), which matched as well through "limb"."""
+    description = results[0]["description"]
+    said = frozenset(words)
+    for site, limb, other in ((_LOWER_LIMB, "lower", "upper"), (_UPPER_LIMB, "upper", "lower")):
+        if not site.isdisjoint(said) and other not in said and (
+                f"{other} limb" in description or f"{other} extremit" in description):
+            wanted = {description.replace(f"{other} limb", f"{limb} limb").replace(f"{other} extremit", f"{limb} extremit")}
+            return _sibling_first(index, results, wanted)
+    return results
+
+
+def _sibling_first(index: SearchIndex, results: list[dict], wanted: set[str]) -> list[dict]:
+    """The billable sibling of the best match (a code of the same parent) titled as `wanted` first, in
+    its place and with its score."""
+    top = results[0]
+    code = top["code"].replace(".", "")
+    base = index.position_of(code)
+    if base is None or top["description"] in wanted:
+        return results
+    stem_ = index.codes[base].code
+    for position in index.code_prefix(stem_[:-1], 20):
+        record = index.codes[position]
+        if record.description in wanted and record.billable:
+            found = record.code if len(code) == len(stem_) else record.code.ljust(6, "X") + code[-1]
+            first = {**top, "code": dotted(found), "description": record.description}
+            return ([first] + [r for r in results if r["code"] != first["code"]])[:len(results)]
+    return results
+
+
+def _without_what_is_said(index: SearchIndex, words: list[str], query: Query, results: list[dict]) -> list[dict]:
+    """"COPD without exacerbation": the best match was still the code with it (J44.1, matched on more of
+    the words); the answer is the condition's own ranking less the codes with what the query is
+    without (J44.9)."""
+    at = words.index("without")
+    said = frozenset(words[at + 1:])
+
+    def has_said(result: dict) -> bool:
+        position = index.position_of(result["code"].replace(".", ""))
+        return position is not None and any(phrase <= said for phrase in index.with_.get(position, ()))
+
+    if not has_said(results[0]):
+        return results
+    return [r for r in _rank_part(index, words[:at], query) if not has_said(r)] or results
+
+
 _EXTERNAL_CHAPTER = "VWXY"
+CAUSE_WEAK = 0.5  # a cause matched no better than this, beside a condition at a site, comes after it
+
 _NAMES_NOTHING = NARROWING | _ABOUT_THE_PATIENT | NEUTRAL
 CONDITION_FIRST = 0.8  # how well the condition alone must be matched to come before the cause
 
@@ -541,8 +699,12 @@ def _condition_first(index: SearchIndex, words: list[str], query: Query, results
     cause found so is not kept: matched on part of the words, it was rarely the right one (a wrist
     broken falling off a bike had been "struck by a falling object ... on a watercraft")."""
     condition = [w for w in words if w not in index.mostly_external]
-    # A condition named, not only where ("dog bite of hand": the hand alone names nothing wrong).
-    if len(condition) == len(words) or all(w in _NAMES_NOTHING for w in condition):
+    if "bitten" in words and not SITES.isdisjoint(words):
+        # An animal's bite of a body part said ("dog bit my hand") is an injury of that part, the
+        # open bite (S61.451A); the animal is its cause (W54.0), coded after it.
+        condition = ["open", "bite"] + [w for w in words if w in SITES or w in SIDES]
+    # A condition named, not only where (the hand alone names nothing wrong).
+    elif len(condition) == len(words) or all(w in _NAMES_NOTHING for w in condition):
         return results
     found = _rank_part(index, condition, query)
     if not found or found[0]["code"][0] in _EXTERNAL_CHAPTER or found[0]["score"] < CONDITION_FIRST:
@@ -596,6 +758,15 @@ def _before_rule_out(toks: list[str]) -> list[str]:
 
 
 _NEGATIVE = frozenset({"neg", "negative"})
+
+
+def _no_is_without(toks: list[str]) -> list[str]:
+    """After a condition, "no" is the classification's "without" ("gallstones no obstruction": K80.20,
+    calculus of gallbladder without obstruction); first, it is the lay way to say something is
+    missing ("no appetite", left to the curated table)."""
+    if "no" not in toks[1:-1]:
+        return toks
+    return toks[:1] + ["without" if w == "no" else w for w in toks[1:-1]] + toks[-1:]
 
 
 def _negatives_dropped(table: Synonyms, toks: list[str]) -> list[str]:
@@ -714,11 +885,14 @@ def _lay_typos(index: SearchIndex, table: Synonyms, toks: list[str]) -> list[str
 
 
 def _corrected(index: SearchIndex, word: str) -> str:
-    """The one index word a misspelt word stands for (the closest, when it is alone), else the word."""
+    """The one index word a misspelt word stands for (the closest, or the commonest of the closest:
+    _variants), else the word."""
     if word in index.postings or word.isdigit():
         return word
-    found = index.variants(word, last=False, trigrams=False)
-    return next(iter(found)) if len(found) == 1 else word
+    found = index.variants(word, last=False)
+    best = max(found.values(), default=0.0)
+    top = [w for w, weight in found.items() if weight == best]
+    return top[0] if len(top) == 1 else word
 
 
 Connect = Connection | Callable[[], Connection]  # a connection, or how to get one if needed

@@ -35,13 +35,13 @@ FRAMING = _set("history family screening counseling status presence aftercare ex
 # Words about the patient rather than the condition ("fever in child", "dehydration in elderly"):
 # they weigh DESCRIPTOR_WEIGHT of a word in matching, enough to break ties ("child abuse").
 DESCRIPTORS = _set("child children kid kids infant baby babies toddler adult elderly geriatric boy girl man "
-                   "woman men women adolescent teen teenager young aged")
+                   "woman men women adolescent teen teenager young aged son daughter grandson granddaughter")
 DESCRIPTOR_WEIGHT = 0.3
 # How people stress what they say ("worst headache of my life", "i keep coughing", "my sugar is running
 # high"): said beside a condition, these words weigh DESCRIPTOR_WEIGHT too. A rare title word among them
 # ("life", "running") had outweighed the condition itself and answered with "life management difficulty".
 EMPHASIS = _set("worst bad badly really real terrible awful horrible always keep keeps keeping kept ever life "
-                "getting get gets got think thought just running lately")
+                "getting get gets got think thought just running lately case told")
 # Body sites as lay people name them: in "eczema hands" the condition decides and the site narrows
 # it; a code with the site but another condition (an abscess of the hand) must not win.
 SITES = _set("hand hands arm arms leg legs foot feet back face head neck chest knee knees shoulder hip "
@@ -60,6 +60,9 @@ WHEN = _set("night nightly nighttime day daily morning evening time week weekly 
 NARROWING = SITES | MODIFIERS | WHEN  # the words that weigh SITE_WEIGHT beside a condition
 # Words whose place in a phrase carries its sense: a curated phrase with one matches in its order only.
 ORDERED = _set("with without no not non after before due")
+# Contractions ("can't get up"): never in the classification, and not a misspelling of what is ("cant"
+# had found a grocery cart); a curated phrase may still hold one ("cant sleep").
+CONTRACTED = _set("cant dont wont didnt doesnt isnt wasnt couldnt wouldnt aint havent hasnt")
 # 7th-character vocabulary: chooses the 7th character of an injury code, not the code itself.
 ENCOUNTER = _set("initial subsequent sequela encounter routine healing delayed nonunion malunion open closed")
 
@@ -130,6 +133,7 @@ class Synonyms:
     # The words of the curated phrases (lay words the classification lacks: "shingles") by their
     # one-deletion variants, so a misspelt one is found as an index word's typo is (lay_word()).
     lay_neighbours: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    words: frozenset[str] = frozenset()  # every word of the curated phrases, as spelt there
 
     def lay_word(self, word: str) -> str | None:
         """The one word of the curated phrases a misspelt word stands for, at the fewest edits."""
@@ -177,7 +181,8 @@ def synonyms() -> Synonyms:
         for variant in deletes(word, 1):
             lay.setdefault(variant, set()).add(word)
     table = Synonyms(rewrites, max(map(len, rewrites)), {}, alternatives, priors, unordered,
-                     {variant: tuple(sorted(words)) for variant, words in lay.items()})
+                     {variant: tuple(sorted(words)) for variant, words in lay.items()},
+                     frozenset(w for source in rewrites for w in source))
     preferred = {frozenset(table.rewrite(tokens(row["term"]))):  # keyed as a query is rewritten, so the two meet
                  tuple(c.strip().replace(".", "") for c in row["codes"].split()) for row in _rows("preferred.csv")}
     return replace(table, preferred=preferred)

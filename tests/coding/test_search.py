@@ -720,3 +720,74 @@ def test_a_lump_is_placed_by_its_site_and_is_a_breast_lump_only_when_the_breast_
     assert top(index, "lump on my left leg")[0] == "R22.42"
     assert top(index, "lump in my breast")[0] == "N63.0"
     assert top(index, "lump in left breast")[0].startswith("N63.2")
+
+
+def test_a_relative_with_a_disease_is_a_family_history_and_one_in_some_state_is_the_patient(index) -> None:
+    assert top(index, "mother has diabetes")[0] == "Z83.3"
+    assert top(index, "father died of colon cancer")[0] == "Z80.0"
+    # Told by whoever brought them: the relative is the patient.
+    assert top(index, "mom fell and can't get up")[0] == "W19.XXXA"
+    assert top(index, "my dad is confused")[0] == "R41.0"
+    assert top(index, "dad keeps falling")[0] == "R29.6"
+    assert top(index, "mom has memory loss")[0] == "R41.3"  # a symptom a relative has: theirs
+    assert top(index, "my son has chicken pox")[0] == "B01.9"  # a parent speaking of a child
+    assert top(index, "my son has type 1 diabetes")[0] == "E10.9"
+    assert top(index, "child abuse")[0] == "T74.92XA"  # not a child told of
+
+
+def test_contractions_name_nothing_and_are_never_read_as_typos(index) -> None:
+    assert top(index, "i'm tired all the time")[0] == "R53.83"  # "'m" had found Mycoplasma (B96.0)
+    assert top(index, "fell cant get up")[0] == "W19.XXXA"  # "cant" had been a grocery cart
+    assert top(index, "can't sleep")[0] == "G47.00"  # a curated phrase still holds one
+
+
+def test_a_typo_as_close_to_two_words_is_of_the_commoner_and_two_edits_are_read_where_trigrams_fail(index) -> None:
+    assert top(index, "osteoperosis")[0] == "M81.0"  # not osteopetrosis (Q78.2)
+    assert top(index, "nuemonia")[0] == "J18.9"
+    assert top(index, "glocoma")[0] == "H40.9"
+    assert top(index, "rumatoid arthritis")[0] == "M06.9"
+    # Words of the curated phrases are real words, not typos ("swollen" is not "pollen").
+    assert not top(index, "throat is swollen")[0].startswith("J30")
+
+
+def test_the_condition_at_a_site_comes_before_a_cause_matched_on_more_words(index) -> None:
+    found = top(index, "i cut my finger on a knife")
+    assert found[0] == "S61.219A" and "W26.0XXA" in found  # the cause still listed, after it
+    found = top(index, "a dog bit my hand")
+    assert found[0].startswith("S61.45") and "W54.0XXA" in found  # the open bite; the dog its cause
+    assert top(index, "dog bite R hand")[0] == "S61.451A"
+    assert top(index, "dog bite")[0] == "W54.0XXA"  # no site: the cause is what was said
+    assert top(index, "i burned my hand on the stove")[0].startswith("T23.00")
+
+
+def test_no_after_a_condition_is_without_and_the_code_with_it_is_not_the_answer(index) -> None:
+    assert top(index, "gallstones no obstruction")[0] == "K80.20"
+    assert top(index, "copd without exacerbation")[0] == "J44.9"  # J44.1 is "with (acute) exacerbation"
+    assert top(index, "asthma no status asthmaticus")[0] == "J45.909"
+    assert top(index, "copd exacerbation")[0] == "J44.1"
+    assert top(index, "no appetite")[0] == "R63.0"  # first, "no" is something missing
+
+
+def test_the_side_and_limb_said_choose_among_siblings(index) -> None:
+    assert top(index, "acute left femoral DVT")[0] == "I82.412"  # not "... of unspecified femoral vein"
+    assert top(index, "acute DVT of right femoral vein")[0] == "I82.411"
+    assert top(index, "cellulitis l leg")[0] == "L03.116"  # lower limb, not upper
+    assert top(index, "cellulitis right arm")[0] == "L03.113"
+    # Dominance not said: the right is dominant, the left nondominant (guideline I.C.6.a).
+    assert top(index, "CVA sequela L hemiparesis")[0] == "I69.354"
+    assert top(index, "right hemiplegia")[0] == "G81.91"
+    assert top(index, "hemiplegia left dominant")[0] == "G81.92"
+
+
+def test_a_query_of_parts_that_found_nothing_is_answered_by_its_best_part(index) -> None:
+    text = "i pulled my toddler's arm and now he won't use it, nursemaid's elbow"
+    assert top(index, text)[0].startswith("S53.03")
+
+
+def test_ages_weeks_of_pregnancy_and_roman_grades_are_read_as_the_classification_says_them(index) -> None:
+    assert top(index, "my 3 year old has pink eye")[0].startswith("H10")  # the age had found coma scales
+    assert top(index, "my 4 year old is running a fever")[0] == "R50.9"
+    assert top(index, "decreased fetal movement 32 wks")[0] == "O36.8130"  # third trimester
+    assert top(index, "grade III IVH in preemie")[0] == "P52.21"
+    assert top(index, "type ii diabetes")[0] == "E11.9"
+    assert top(index, "newborn exam 8 days old")[0] in ("Z00.111", "Z00.110")  # an age that decides the code
