@@ -299,6 +299,10 @@ def _rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Seq
     # Codes whose title says it is without (with, for a query saying "without") one of its words.
     said = index.with_ if negative else index.without
     qualified = len(core) > 1 and not core.isdisjoint(index.with_words if negative else index.without_words)
+    # And for a query saying "without", a title without what it names before that ("intractable
+    # epilepsy without status": not G40.909, "..., not intractable, without status epilepticus").
+    named = frozenset(words[:list(words).index("without")]) if negative else frozenset()
+    named_qualified = bool(named) and not named.isdisjoint(index.without_words)
     # Kinds of code the query did not ask for (UNASKED).
     unasked = [index.postings.get(w, ()) for w in UNASKED if w not in query_words]
     with_, without, full_size = index.with_, index.without, index.full_size
@@ -346,6 +350,8 @@ def _rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Seq
         if entry in adjusted:  # most entries are not: one test instead of five
             if qualified and position in said:
                 score *= _contradiction(said[position], core)
+            if named_qualified and position in without:
+                score *= _contradiction(without[position], named)
             for marked in unasked:
                 if entry in marked:
                     score *= UNASKED_KIND
@@ -366,6 +372,8 @@ def _rank(index: SearchIndex, words: Sequence[str], query: Query, preferred: Seq
             boost = score + 0.01
             if qualified and child in said:  # "GERD with esophagitis": not K21.9
                 boost *= _contradiction(said[child], core)
+            if named_qualified and child in without:
+                boost *= _contradiction(without[child], named)
             best[child] = max(best.get(child, 0.0), boost)
         best[header] = score - HEADER
     # A header with no default child still ranks after what can be billed ("melanoma of back": C43.59,
@@ -488,6 +496,12 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         fixed = [_corrected(index, w) for w in toks]  # ("hypertenstion") keeps its canonical code
         if fixed != toks:
             preferred = table.preferred.get(frozenset(table.rewrite(fixed)))
+        # A curated phrase, once a word no curated phrase holds is spelt right ("chiken pox": varicella).
+        respelt = [f if len(t) >= RESPELT_MIN and t not in table.words else t for t, f in zip(toks, fixed, strict=True)]
+        if respelt != toks and preferred is None:
+            rewritten = table.rewrite(respelt)
+            if all(f not in rewritten for t, f in zip(toks, respelt, strict=True) if f != t):  # taken by it
+                words = _split_compounds(index, rewritten)
     results = rank(index, words, query, preferred or (), weak, left_out)
     if preferred is None and _FAMILY_HISTORY.issubset(words) and (not results or results[0]["score"] < FAMILY_NAMED):
         results = _family_history_of_chapter(index, words, query, results, of_relative)
@@ -552,13 +566,15 @@ _WEEKS = re.compile(r"\b(\d{1,2}) ?(?:weeks?|wks?)\b")
 _PREGNANT = re.compile(r"\b(?:pregnant|pregnancy|preg|fetal|fetus|gestation|gestational|iup)\b")
 _ROMAN = re.compile(r"\b(grade|stage|type|class|degree) (iv|v|i{1,3})\b")
 _ROMAN_VALUES = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
+_ORDINAL = re.compile(r"\b(1st|2nd|3rd|4th)\b")
+_ORDINAL_WORDS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth"}
 
 
 def _said_plainly(text: str) -> str:
     """What a query says in the classification's terms: an age is about the patient ("my 3 year old
     has pink eye": the digits had found coma-scale codes), unless of a mother or a newborn; weeks of a pregnancy are its trimester
     ("decreased fetal movement 32 wks": third trimester, O36.8130); a roman grade or stage is its
-    number ("grade III IVH": grade 3)."""
+    number ("grade III IVH": grade 3), and an ordinal a word ("3rd": third)."""
     if any(c.isdigit() for c in text):
         if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
             text = _AGE.sub(" ", text)
@@ -567,6 +583,8 @@ def _said_plainly(text: str) -> str:
             text += " first trimester" if week < 14 else " second trimester" if week < 28 else " third trimester"
     if " i" in text or " v" in text:
         text = _ROMAN.sub(lambda m: f"{m[1]} {_ROMAN_VALUES[m[2]]}", text)
+    if any(c.isdigit() for c in text):  # "3rd trimester": the classification writes "third"
+        text = _ORDINAL.sub(lambda m: _ORDINAL_WORDS[m[1]], text)
     return " ".join(text.split())
 
 
@@ -866,6 +884,7 @@ def _split_compounds(index: SearchIndex, toks: list[str]) -> list[str]:
 
 
 _ASKING = frozenset({"need", "want"})
+RESPELT_MIN = 5  # letters of a misspelt word a curated phrase may take once spelt right
 
 
 def _lay_typos(index: SearchIndex, table: Synonyms, toks: list[str]) -> list[str]:

@@ -52,7 +52,7 @@ SITE_WEIGHT = 0.6
 # Words that qualify a condition (course, severity, side): the same weight as a lay site, for the
 # same reason ("insomnia chronic" is insomnia; "knee pain bilateral" is knee pain, not ocular pain).
 SIDES = _set("right left bilateral")  # of a lay site: "gout right big toe" is gout of a site
-MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent "
+MODIFIERS = _set("chronic acute subacute severe mild moderate recurrent persistent intermittent exacerbation "
                  "unilateral") | SIDES
 # Words saying when rather than what ("threw up all night" is vomiting, "f/u htn" a visit for hypertension):
 # weighed and stood in for as a lay site is; a code with both ("night sweats") is still found whole.
@@ -112,7 +112,7 @@ def query_tokens(text: str) -> list[str]:
     return found
 
 
-_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep",
+_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep", "flu", "influenza",
                        "fever", "syndrome", "protein"})
 _LETTERS = frozenset({"a", "c"})  # the letters that are also stopwords ("a", "c/o")
 

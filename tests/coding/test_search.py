@@ -791,3 +791,12 @@ def test_ages_weeks_of_pregnancy_and_roman_grades_are_read_as_the_classification
     assert top(index, "grade III IVH in preemie")[0] == "P52.21"
     assert top(index, "type ii diabetes")[0] == "E11.9"
     assert top(index, "newborn exam 8 days old")[0] in ("Z00.111", "Z00.110")  # an age that decides the code
+
+
+def test_a_misspelt_word_of_a_curated_phrase_and_a_query_without_what_it_names_first(index) -> None:
+    assert top(index, "chiken pox")[0] == "B01.9"  # "chicken pox", spelt right, is varicella
+    assert top(index, "copd exac")[0] == "J44.1"  # a short word is not respelt into another phrase
+    # "intractable epilepsy without status": not "..., not intractable, without status epilepticus".
+    assert top(index, "intractable epilepsy without status")[0] == "G40.919"
+    assert top(index, "preeclampsia 3rd trimester")[0] == "O14.93"  # "3rd": third
+    assert top(index, "influenza a")[0].startswith("J10")  # the letter names the virus
