@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 
-from coding.terms import CONTRACTED, ENCOUNTER, NEUTRAL, SIDES, SITES, deletes, edit_distance, max_typos, stem, synonyms, tokens
+from coding.terms import (
+    CONTRACTED,
+    ENCOUNTER,
+    NEUTRAL,
+    SIDES,
+    SITES,
+    deletes,
+    edit_distance,
+    max_typos,
+    stem,
+    synonyms,
+    tokens,
+)
 
 FUZZY_WEIGHT = 0.8
 SHORT_NAME = 5  # essential words of a title or inclusion term a query may name whole (short_names)
@@ -273,7 +285,8 @@ class SearchIndex:
             if score > best_score or (score == best_score and best is not None and word < best):
                 best, best_score = word, score
         if best is None and token not in synonyms().words:
-            # Not a word of the curated phrases ("swollen", "trouble": real words, not typos). Two edits from a word it shares a few trigrams with, a transposition among them
+            # Not a word of the curated phrases ("swollen", "trouble": real words, not typos). Two
+            # edits from a word it shares a few trigrams with, a transposition among them
             # ("nuemonia", "glocoma", "diareah": few trigrams survive those): the one sharing most.
             close = [(edit_distance(token, long_words[n], TRIGRAM_EDITS), -count, long_words[n])
                      for n, count in shared.most_common(TRIGRAM_CANDIDATES)]

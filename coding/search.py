@@ -572,9 +572,9 @@ _ORDINAL_WORDS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourt
 
 def _said_plainly(text: str) -> str:
     """What a query says in the classification's terms: an age is about the patient ("my 3 year old
-    has pink eye": the digits had found coma-scale codes), unless of a mother or a newborn; weeks of a pregnancy are its trimester
-    ("decreased fetal movement 32 wks": third trimester, O36.8130); a roman grade or stage is its
-    number ("grade III IVH": grade 3), and an ordinal a word ("3rd": third)."""
+    has pink eye": the digits had found coma-scale codes), unless of a mother or a newborn; weeks of a
+    pregnancy are its trimester ("decreased fetal movement 32 wks": third trimester, O36.8130); a
+    roman grade or stage is its number ("grade III IVH": grade 3), and an ordinal a word ("3rd": third)."""
     if any(c.isdigit() for c in text):
         if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
             text = _AGE.sub(" ", text)
@@ -664,7 +664,8 @@ def _the_limb_said(words: list[str], results: list[dict], index: SearchIndex) ->
     for site, limb, other in ((_LOWER_LIMB, "lower", "upper"), (_UPPER_LIMB, "upper", "lower")):
         if not site.isdisjoint(said) and other not in said and (
                 f"{other} limb" in description or f"{other} extremit" in description):
-            wanted = {description.replace(f"{other} limb", f"{limb} limb").replace(f"{other} extremit", f"{limb} extremit")}
+            wanted = {description.replace(f"{other} limb", f"{limb} limb")
+                      .replace(f"{other} extremit", f"{limb} extremit")}
             return _sibling_first(index, results, wanted)
     return results
 

@@ -112,8 +112,8 @@ def query_tokens(text: str) -> list[str]:
     return found
 
 
-_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep", "flu", "influenza",
-                       "fever", "syndrome", "protein"})
+_LETTERED = frozenset({"vitamin", "hepatitis", "hep", "group", "type", "factor", "class", "grade", "strep", "flu",
+                       "influenza", "fever", "syndrome", "protein"})
 _LETTERS = frozenset({"a", "c"})  # the letters that are also stopwords ("a", "c/o")
 
 
