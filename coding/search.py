@@ -488,6 +488,17 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     toks = _negatives_dropped(table, _before_rule_out(_no_is_without(toks)))
     words = _split_compounds(index, table.rewrite(toks))
     preferred = _preferred(table, words)
+    if (measured := _bmi_code(index, query)) is not None:
+        named = [t for t in toks if t not in _BMI_WORDS and not t[:1].isdigit()]
+        if preferred is None and not named:
+            return _first(index, measured, rank(index, words, query), query)
+        # "morbid obesity bmi 41": the condition first, its BMI next (guideline I.B.14).
+        ranked = rank(index, words, query, preferred) if preferred else _rank_part(index, table.rewrite(named), query)
+        if not ranked:
+            return _first(index, measured, [], query)
+        after = _first(index, measured, ranked[1:], query)
+        after[0]["score"] = ranked[0]["score"]
+        return ranked[:1] + after[:query.limit - 1]
     weak, left_out = _weak_preferred(table, words) if preferred is None else ((), frozenset())
     if preferred is None and words != toks and _names_an_entry(index, toks):
         words = toks  # "postpartum depression" is a title as written: no rewrite of "depression"
@@ -540,6 +551,47 @@ def _best_part(index: SearchIndex, query: Query) -> list[dict]:
     return [{**r, "score": round(r["score"] * RELAXED, 4)} for r in found]
 
 
+_BMI = re.compile(r"\b(?:bmi|body mass index)\b")
+_BMI_VALUE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)(?:\s*(th|st|nd|rd|%ile|percentile))?")
+_BMI_RANGE = re.compile(r"(\d+(?:\.\d)?)(?:-(\d+(?:\.\d)?)| or (less|greater)), adult")
+_PERCENTILE_FROM = re.compile(r"^(?:less than )?(\d+)th percentile")
+_PEDIATRIC = frozenset({"pediatric", "child", "kid", "percentile", "peds", "teen", "adolescent"})
+_BMI_WORDS = _PEDIATRIC | {"bmi", "body", "mass", "index", "adult", "th", "ile", "st", "nd", "rd"}
+
+
+def _bmi_code(index: SearchIndex, query: Query) -> int | None:
+    """A body mass index said with its value: the Z68 code whose range holds it ("bmi 43.5 adult":
+    Z68.41, 40.0-44.9; "pediatric BMI 97th percentile": Z68.54), read off the release's own titles."""
+    if not _BMI.search(query.text) or not (value := _BMI_VALUE.search(_BMI.split(query.text, 1)[1] or query.text)):
+        return None
+    number = float(value[1])
+    pediatric = bool(value[2]) or not _PEDIATRIC.isdisjoint(query.text.split())
+    best: tuple[float, int] | None = None
+    for position in index.code_prefix("Z68", 60):
+        record = index.codes[position]
+        title = record.description.split("] ", 1)[-1]
+        if not record.billable or title.startswith("pediatric") != pediatric:
+            continue
+        if pediatric:  # the code whose lower percentile is the highest not above the value
+            start = _PERCENTILE_FROM.match(title.removeprefix("pediatric, "))
+            low = 0.0 if title.startswith("pediatric, less than") else float(start[1]) if start else None
+            if low is not None and "%" not in title.split("percentile", 1)[0] and low <= number and (
+                    best is None or low > best[0]):
+                best = (low, position)
+        elif found := _BMI_RANGE.search(title):
+            low = float("-inf") if found[3] == "less" else float(found[1])
+            high = float("inf") if found[3] == "greater" else float(found[2] or found[1])
+            if low <= number <= high + 0.09:
+                return position
+    return best[1] if best else None
+
+
+def _first(index: SearchIndex, position: int, results: list[dict], query: Query) -> list[dict]:
+    """The code at `position` first, scored as a canonical code, then the rest of a ranking."""
+    first = _present(index, position, 1.0, set())
+    return [first] + [r for r in results if r["code"] != first["code"]][:query.limit - 1]
+
+
 def _rank_part(index: SearchIndex, words: list[str], query: Query) -> list[dict]:
     """A ranking of some of a query's words, with their own canonical codes (a relaxed query, the
     condition of a family history or of a sentence saying how it happened)."""
@@ -578,7 +630,8 @@ def _said_plainly(text: str) -> str:
     if any(c.isdigit() for c in text):
         if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
             text = _AGE.sub(" ", text)
-        if _PREGNANT.search(text) and (weeks := _WEEKS.search(text)) and 4 <= int(weeks[1]) <= 42:
+        if (_PREGNANT.search(text) and (weeks := _WEEKS.search(text)) and 4 <= int(weeks[1]) <= 42
+                and _PREGNANT.sub(" ", _WEEKS.sub(" ", text)).strip(" ,.-")):  # a condition besides (Z3A alone)
             week = int(weeks[1])
             text += " first trimester" if week < 14 else " second trimester" if week < 28 else " third trimester"
     if " i" in text or " v" in text:

@@ -800,3 +800,20 @@ def test_a_misspelt_word_of_a_curated_phrase_and_a_query_without_what_it_names_f
     assert top(index, "intractable epilepsy without status")[0] == "G40.919"
     assert top(index, "preeclampsia 3rd trimester")[0] == "O14.93"  # "3rd": third
     assert top(index, "influenza a")[0].startswith("J10")  # the letter names the virus
+
+
+def test_a_body_mass_index_with_its_value_is_the_code_whose_range_holds_it(index) -> None:
+    assert top(index, "bmi 43.5 adult")[0] == "Z68.41"  # 40.0-44.9, read off the release's titles
+    assert top(index, "adult body mass index 18")[0] == "Z68.1"  # 19.9 or less
+    assert top(index, "bmi 75")[0] == "Z68.45"  # 70 or greater
+    assert top(index, "pediatric BMI 97th percentile")[0] == "Z68.54"
+    assert top(index, "child bmi 50th percentile")[0] == "Z68.52"
+    # A condition said beside it comes first, the BMI next (guideline I.B.14).
+    found = search_index(index, parse_query("morbid obesity bmi 41", 5))
+    assert [r["code"] for r in found[:2]] == ["E66.01", "Z68.41"]
+    assert [r["score"] for r in found] == sorted((r["score"] for r in found), reverse=True)
+
+
+def test_weeks_alone_are_the_weeks_of_gestation(index) -> None:
+    assert top(index, "24 weeks gestation")[0] == "Z3A.24"  # no condition: no trimester added
+    assert top(index, "decreased fetal movement 32 wks")[0] == "O36.8130"
