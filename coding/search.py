@@ -522,9 +522,8 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
         results = _the_side_said(index, words, results)
     if results and "without" in words[1:-1]:
         results = _without_what_is_said(index, words, query, results)
-    if results and results[0]["code"][0] in _EXTERNAL_CHAPTER and not SITES.isdisjoint(words) and (
-            results[0]["score"] < CAUSE_WEAK or "bitten" in words):
-        found = _condition_first(index, words, query, results)
+    if results and results[0]["code"][0] in _EXTERNAL_CHAPTER and not SITES.isdisjoint(words):
+        found = _condition_first(index, words, query, results, CONDITION_AT_A_SITE)
         # Matched on all the words, the cause is the right one (W54.0XXA): it is coded next.
         if found is results:
             return results
@@ -758,13 +757,14 @@ def _without_what_is_said(index: SearchIndex, words: list[str], query: Query, re
 
 
 _EXTERNAL_CHAPTER = "VWXY"
-CAUSE_WEAK = 0.5  # a cause matched no better than this, beside a condition at a site, comes after it
+CONDITION_FIRST = 0.8  # how well the condition alone must be matched to come before the cause
+CONDITION_AT_A_SITE = 0.6  # how well a condition at a site, said beside its cause, must be matched to come first
 
 _NAMES_NOTHING = NARROWING | _ABOUT_THE_PATIENT | NEUTRAL
-CONDITION_FIRST = 0.8  # how well the condition alone must be matched to come before the cause
 
 
-def _condition_first(index: SearchIndex, words: list[str], query: Query, results: list[dict]) -> list[dict]:
+def _condition_first(index: SearchIndex, words: list[str], query: Query, results: list[dict],
+                     needed: float = CONDITION_FIRST) -> list[dict]:
     """A sentence saying what is wrong and how it happened ("broke my wrist falling off my bike") whose
     best match without some of its words is the how (an external cause, V00-Y99): the answer to what
     is wrong, from the words that are mostly not of external causes (scaled as a relaxed answer). The
@@ -779,7 +779,7 @@ def _condition_first(index: SearchIndex, words: list[str], query: Query, results
     elif len(condition) == len(words) or all(w in _NAMES_NOTHING for w in condition):
         return results
     found = _rank_part(index, condition, query)
-    if not found or found[0]["code"][0] in _EXTERNAL_CHAPTER or found[0]["score"] < CONDITION_FIRST:
+    if not found or found[0]["code"][0] in _EXTERNAL_CHAPTER or found[0]["score"] < needed:
         return results
     return [{**r, "score": round(r["score"] * RELAXED, 4)} for r in found]
 

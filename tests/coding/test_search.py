@@ -758,6 +758,8 @@ def test_the_condition_at_a_site_comes_before_a_cause_matched_on_more_words(inde
     assert top(index, "dog bite R hand")[0] == "S61.451A"
     assert top(index, "dog bite")[0] == "W54.0XXA"  # no site: the cause is what was said
     assert top(index, "i burned my hand on the stove")[0].startswith("T23.00")
+    found = top(index, "MVA neck strain")  # the injury first, however well the accident matched
+    assert found[0] == "S16.1XXA" and found[1].startswith("V")
 
 
 def test_no_after_a_condition_is_without_and_the_code_with_it_is_not_the_answer(index) -> None:
