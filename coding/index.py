@@ -35,6 +35,9 @@ SHORT_NAME = 5  # essential words of a title or inclusion term a query may name 
 UNASKED = ("family", "nontraffic")  # kinds of code a query must ask for (search): "history of colon polyps" is
 # the patient's own; a vehicle accident not said to be off the road is a traffic accident (guideline I.C.20)
 TRIGRAM_WEIGHT = 0.7
+# How a word may be spelt as it sounds, and how the classification writes that sound (_sounded).
+_SOUNDS = (("f", "ph"), ("k", "ch"), ("c", "ch"), ("k", "c"), ("s", "c"), ("z", "s"), ("s", "z"), ("i", "y"),
+           ("e", "ae"), ("e", "oe"), ("r", "rrh"), ("r", "rh"), ("t", "th"), ("n", "pn"), ("sh", "ch"))
 RARER_TYPO = 0.95  # what the rarer of two words a typo is as close to weighs against the commoner
 TRIGRAM_MIN = 6  # letters of a word the trigram fallback considers (shorter ones share too little)
 TRIGRAM_SIMILARITY = 0.45
@@ -231,6 +234,8 @@ class SearchIndex:
             found[token] = 1.0
         elif forms := self._inflected(token):  # a real word, not a typo of another ("walk" is not "wall")
             found.update(dict.fromkeys(forms, INFLECTED_WEIGHT))
+        elif sounded := self._sounded(token):  # spelt as it sounds: before a word one edit away
+            found.update(dict.fromkeys(sounded, FUZZY_WEIGHT))
         elif (typos := max_typos(token)) and not token.isdigit():
             candidates: set[str] = set()
             for variant in deletes(token, typos):
@@ -255,6 +260,19 @@ class SearchIndex:
                 if not word.startswith(token):
                     break
                 found.setdefault(word, PREFIX_WEIGHT)
+        return found
+
+    def _sounded(self, token: str) -> list[str]:
+        """Index words a word spelt as it sounds stands for, one respelling away ("nefropathy":
+        nephropathy, not neuropathy one edit away; "bronkitis": bronchitis; "onycomycosis")."""
+        found = []
+        for heard, written in _SOUNDS:
+            at = token.find(heard)
+            while at != -1:
+                variant = token[:at] + written + token[at + len(heard):]
+                if variant in self.postings and variant not in found:
+                    found.append(variant)
+                at = token.find(heard, at + 1)
         return found
 
     def _inflected(self, token: str) -> list[str]:
@@ -360,6 +378,9 @@ _SITE_TITLE = re.compile(r"^(?:contusion|abrasion|laceration without foreign bod
 _PLACE = frozenset({"lower", "upper", "other", "part", "site", "sites", "multiple", "extremity", "unspecified"})
 
 
+_STATED_COMPLICATIONS = re.compile(r"(?<=, )(ruptured|perforated)\b")
+
+
 def _body_sites(descriptions) -> frozenset[str]:
     found = set(SITES | SIDES | _PLACE)
     for description in descriptions:
@@ -375,12 +396,15 @@ def _qualified(text: str, sites: frozenset[str] = frozenset()) -> tuple[tuple[fr
     site a phrase ends on is where, not what: "Laceration without foreign body of scalp" is without
     {foreign, body}, so "scalp laceration" is that code, not the one with a foreign body."""
     lowered = text.lower().replace("not associated with", "without")  # N64.3 galactorrhea, not childbirth
+    # A complication a title names as a state (", ruptured": I71.30) is as much a "with" as one named
+    # after "with": a query that does not say it wants the code without it (I71.40, "without rupture").
+    stated = tuple(frozenset({w}) for w in _STATED_COMPLICATIONS.findall(lowered)) if " without " not in lowered else ()
     if " with" not in lowered and " not " not in lowered:
-        return (), ()
+        return (), stated
     # Less its nonessential words: "with (acute) exacerbation" is with exacerbation (J44.1), so "COPD
     # without exacerbation" is not that code.
     lowered = " ".join(_NONESSENTIAL.sub(" ", lowered).split())
-    return _phrases(_WITHOUT.findall(lowered), sites), _phrases(_WITH.findall(lowered), sites)
+    return _phrases(_WITHOUT.findall(lowered), sites), _phrases(_WITH.findall(lowered), sites) + stated
 
 
 def _phrases(found: list[str], sites: frozenset[str]) -> tuple[frozenset[str], ...]:

@@ -774,7 +774,9 @@ def _condition_first(index: SearchIndex, words: list[str], query: Query, results
     if "bitten" in words and not SITES.isdisjoint(words):
         # An animal's bite of a body part said ("dog bit my hand") is an injury of that part, the
         # open bite (S61.451A); the animal is its cause (W54.0), coded after it.
-        condition = ["open", "bite"] + [w for w in words if w in SITES or w in SIDES]
+        # A tick's or an insect's bite is the superficial "insect bite (nonvenomous)" of the site (S70.36-).
+        bite = ["insect", "bite"] if "insect" in words or "arthropod" in words else ["open", "bite"]
+        condition = bite + [w for w in words if w in SITES or w in SIDES]
     # A condition named, not only where (the hand alone names nothing wrong).
     elif len(condition) == len(words) or all(w in _NAMES_NOTHING for w in condition):
         return results

@@ -819,3 +819,20 @@ def test_a_body_mass_index_with_its_value_is_the_code_whose_range_holds_it(index
 def test_weeks_alone_are_the_weeks_of_gestation(index) -> None:
     assert top(index, "24 weeks gestation")[0] == "Z3A.24"  # no condition: no trimester added
     assert top(index, "decreased fetal movement 32 wks")[0] == "O36.8130"
+
+
+def test_words_spelt_as_they_sound_and_a_site_named_by_its_adjective(index) -> None:
+    assert top(index, "diabetes type 2 with nefropathy")[0] == "E11.21"  # nephropathy, not neuropathy
+    assert top(index, "bronkitis")[0].startswith("J4")  # bronchitis, not a word one edit away
+    assert top(index, "onycomycosis")[0] == "B35.1"
+    assert top(index, "aneurysm abdominal aorta")[0] == "I71.40"  # aorta/aortic; without rupture
+
+
+def test_a_complication_stated_in_a_title_is_not_the_answer_unless_said(index) -> None:
+    assert top(index, "aaa")[0] == "I71.40"  # not I71.30, "..., ruptured"
+    assert top(index, "ruptured abdominal aortic aneurysm")[0] == "I71.30"
+
+
+def test_a_ticks_bite_of_a_site_is_an_insect_bite_there(index) -> None:
+    assert top(index, "tick bite on thigh")[0] == "S70.369A"  # not an open bite (S71.15-)
+    assert top(index, "dog bite leg")[0].startswith("S81.85")
