@@ -615,8 +615,6 @@ _RELATIVE = re.compile(
 _AGE = re.compile(r"\b\d+[ -]?(?:years?|yrs?|months?|mos?)[ -]old\b|\b\d+ ?(?:yo|y/o)\b")
 _WEEKS = re.compile(r"\b(\d{1,2}) ?(?:weeks?|wks?)\b")
 _PREGNANT = re.compile(r"\b(?:pregnant|pregnancy|preg|fetal|fetus|gestation|gestational|iup)\b")
-_ROMAN = re.compile(r"\b(grade|stage|type|class|degree) (iv|v|i{1,3})\b")
-_ROMAN_VALUES = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
 _ORDINAL = re.compile(r"\b(1st|2nd|3rd|4th)\b")
 _ORDINAL_WORDS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth"}
 
@@ -624,8 +622,8 @@ _ORDINAL_WORDS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourt
 def _said_plainly(text: str) -> str:
     """What a query says in the classification's terms: an age is about the patient ("my 3 year old
     has pink eye": the digits had found coma-scale codes), unless of a mother or a newborn; weeks of a
-    pregnancy are its trimester ("decreased fetal movement 32 wks": third trimester, O36.8130); a
-    roman grade or stage is its number ("grade III IVH": grade 3), and an ordinal a word ("3rd": third)."""
+    pregnancy are its trimester ("decreased fetal movement 32 wks": third trimester, O36.8130); an
+    ordinal is a word ("3rd": third; a roman grade is a number on both sides, terms.tokens)."""
     if any(c.isdigit() for c in text):
         if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
             text = _AGE.sub(" ", text)
@@ -633,8 +631,6 @@ def _said_plainly(text: str) -> str:
                 and _PREGNANT.sub(" ", _WEEKS.sub(" ", text)).strip(" ,.-")):  # a condition besides (Z3A alone)
             week = int(weeks[1])
             text += " first trimester" if week < 14 else " second trimester" if week < 28 else " third trimester"
-    if " i" in text or " v" in text:
-        text = _ROMAN.sub(lambda m: f"{m[1]} {_ROMAN_VALUES[m[2]]}", text)
     if any(c.isdigit() for c in text):  # "3rd trimester": the classification writes "third"
         text = _ORDINAL.sub(lambda m: _ORDINAL_WORDS[m[1]], text)
     return " ".join(text.split())

@@ -83,11 +83,19 @@ _SHORTHAND_WORDS = {"w/o": " without ", "w/d": " withdrawal ", "w/": " with ", "
                     "h/o": " history of ", "r/o": " rule out ", "f/u": " follow up ", "n/v": " nausea vomiting "}
 
 
+# A roman grade, stage, type or class is its number, in titles and queries alike ("Follicular lymphoma
+# grade III" and "grade III IVH" meet "grade 3"; "Angle's class I" is "class 1").
+_ROMAN = re.compile(r"\b(grade|stage|type|class|degree) (iv|v|i{1,3})\b", re.IGNORECASE)
+_ROMAN_VALUES = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
+
+
 def tokens(text: str) -> list[str]:
     """Content tokens of a text, stemmed, in order; stopwords dropped, digits kept, and "a" or "c"
     kept where it is a letter that names something ("vitamin A", "hepatitis C", "group A")."""
     if "/" in text:
         text = _SHORTHAND.sub(lambda m: _SHORTHAND_WORDS[m[1].lower()], text)
+    if " i" in text or " I" in text or " v" in text or " V" in text:
+        text = _ROMAN.sub(lambda m: f"{m[1]} {_ROMAN_VALUES[m[2].lower()]}", text)
     out: list[str] = []
     previous = ""
     for w in words(text):

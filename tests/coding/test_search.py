@@ -791,6 +791,8 @@ def test_ages_weeks_of_pregnancy_and_roman_grades_are_read_as_the_classification
     assert top(index, "my 4 year old is running a fever")[0] == "R50.9"
     assert top(index, "decreased fetal movement 32 wks")[0] == "O36.8130"  # third trimester
     assert top(index, "grade III IVH in preemie")[0] == "P52.21"
+    assert top(index, "follicular lymphoma grade III")[0] == "C82.20"  # the title's own roman grade
+    assert top(index, "malocclusion angles class 3")[0] == "M26.213"
     assert top(index, "type ii diabetes")[0] == "E11.9"
     assert top(index, "newborn exam 8 days old")[0] in ("Z00.111", "Z00.110")  # an age that decides the code
 
