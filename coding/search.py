@@ -517,7 +517,7 @@ def search_index(index: SearchIndex, query: Query) -> list[dict]:
     if preferred is None and _FAMILY_HISTORY.issubset(words) and (not results or results[0]["score"] < FAMILY_NAMED):
         results = _family_history_of_chapter(index, words, query, results, of_relative)
     if results and not (_LOWER_LIMB.isdisjoint(words) and _UPPER_LIMB.isdisjoint(words)):
-        results = _the_limb_said(words, results, index)
+        results = _the_limb_said(index, words, results)
     if results and len(SIDES.intersection(words)) == 1:
         results = _the_side_said(index, words, results)
     if results and "without" in words[1:-1]:
@@ -597,8 +597,6 @@ def _rank_part(index: SearchIndex, words: list[str], query: Query) -> list[dict]
     return rank(index, words, query, _preferred(synonyms(), words) or ())
 
 
-_FAMILY_HISTORY = frozenset({"family", "history"})
-_PRESENT_STATE_CHAPTERS = frozenset({18, 19, 20})  # symptoms, injuries, their causes
 # Who a sentence is about. A parent, grandparent or sibling said to have or have had something is a
 # family history ("my mother has diabetes": Z83.3); one said to be in some state or to have just done
 # something is the patient, told of by whoever brought them ("mom fell and can't get up", "grandpa is
@@ -646,6 +644,10 @@ def _about_a_relative(text: str) -> tuple[str, bool]:
     if found["present"]:
         return text[found.start("present"):], False
     return "family history of " + text[found.end("family"):], True
+
+
+_FAMILY_HISTORY = frozenset({"family", "history"})
+_PRESENT_STATE_CHAPTERS = frozenset({18, 19, 20})  # symptoms, injuries, their causes
 FAMILY_NAMED = 0.6  # below this no family-history title names the condition ("family history of dementia")
 # The family-history code for a condition of each chapter that no Z80-Z84 title names (Z84.89 is left
 # to a condition of no chapter here: a symptom, an injury).
@@ -704,7 +706,7 @@ _LOWER_LIMB = frozenset({"leg", "foot", "feet", "ankle", "knee", "thigh", "calf"
 _UPPER_LIMB = frozenset({"arm", "hand", "wrist", "elbow", "finger", "thumb", "forearm", "shoulder"})
 
 
-def _the_limb_said(words: list[str], results: list[dict], index: SearchIndex) -> list[dict]:
+def _the_limb_said(index: SearchIndex, words: list[str], results: list[dict]) -> list[dict]:
     """A lay site is of the upper or the lower limb: "cellulitis left leg" is L03.116 (of left lower
     limb), not L03.114 (upper limb), which matched as well through "limb"."""
     description = results[0]["description"]
@@ -769,8 +771,8 @@ def _condition_first(index: SearchIndex, words: list[str], query: Query, results
     condition = [w for w in words if w not in index.mostly_external]
     if "bitten" in words and not SITES.isdisjoint(words):
         # An animal's bite of a body part said ("dog bit my hand") is an injury of that part, the
-        # open bite (S61.451A); the animal is its cause (W54.0), coded after it.
-        # A tick's or an insect's bite is the superficial "insect bite (nonvenomous)" of the site (S70.36-).
+        # open bite (S61.451A), the animal its cause (W54.0), coded after it; a tick's or an
+        # insect's bite is the superficial "insect bite (nonvenomous)" there (S70.36-).
         bite = ["insect", "bite"] if "insect" in words or "arthropod" in words else ["open", "bite"]
         condition = bite + [w for w in words if w in SITES or w in SIDES]
     # A condition named, not only where (the hand alone names nothing wrong).
