@@ -9,6 +9,7 @@ terms of every code except the 7th-character expansions (the search picks the 7t
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import re
 from collections import Counter, defaultdict
@@ -296,8 +297,12 @@ class SearchIndex:
         long_words, grams = self._trigrams
         wanted = _grams(token)
         shared = Counter(chain.from_iterable(grams.get(gram, ()) for gram in wanted))
+        # Most shared first, ties by word (Counter.most_common breaks ties by insertion order, which
+        # follows the set of trigrams, so by hash seed: a candidate cut off at the 20th or 50th place
+        # had been a different word in another process).
+        top = heapq.nsmallest(TRIGRAM_CANDIDATES, shared.items(), key=lambda item: (-item[1], item[0]))
         best, best_score = None, TRIGRAM_SIMILARITY
-        for number, count in shared.most_common(20):
+        for number, count in top[:20]:
             word = long_words[number]
             score = count / (len(wanted) + len(_grams(word)) - count)
             if score > best_score or (score == best_score and best is not None and word < best):
@@ -307,7 +312,7 @@ class SearchIndex:
             # edits from a word it shares a few trigrams with, a transposition among them
             # ("nuemonia", "glocoma", "diareah": few trigrams survive those): the one sharing most.
             close = [(edit_distance(token, long_words[n], TRIGRAM_EDITS), -count, long_words[n])
-                     for n, count in shared.most_common(TRIGRAM_CANDIDATES)]
+                     for n, count in top]
             close = [c for c in close if c[0] <= TRIGRAM_EDITS]
             best = min(close)[2] if close else None
         return best
