@@ -622,15 +622,15 @@ def _said_plainly(text: str) -> str:
     has pink eye": the digits had found coma-scale codes), unless of a mother or a newborn; weeks of a
     pregnancy are its trimester ("decreased fetal movement 32 wks": third trimester, O36.8130); an
     ordinal is a word ("3rd": third; a roman grade is a number on both sides, terms.tokens)."""
-    if any(c.isdigit() for c in text):
-        if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
-            text = _AGE.sub(" ", text)
-        if (_PREGNANT.search(text) and (weeks := _WEEKS.search(text)) and 4 <= int(weeks[1]) <= 42
-                and _PREGNANT.sub(" ", _WEEKS.sub(" ", text)).strip(" ,.-")):  # a condition besides (Z3A alone)
-            week = int(weeks[1])
-            text += " first trimester" if week < 14 else " second trimester" if week < 28 else " third trimester"
-    if any(c.isdigit() for c in text):  # "3rd trimester": the classification writes "third"
-        text = _ORDINAL.sub(lambda m: _ORDINAL_WORDS[m[1]], text)
+    if not any(c.isdigit() for c in text):
+        return text
+    if "newborn" not in text and "pregnan" not in text:  # an age that says which code (O09.52-)
+        text = _AGE.sub(" ", text)
+    if (_PREGNANT.search(text) and (weeks := _WEEKS.search(text)) and 4 <= int(weeks[1]) <= 42
+            and _PREGNANT.sub(" ", _WEEKS.sub(" ", text)).strip(" ,.-")):  # a condition besides (Z3A alone)
+        week = int(weeks[1])
+        text += " first trimester" if week < 14 else " second trimester" if week < 28 else " third trimester"
+    text = _ORDINAL.sub(lambda m: _ORDINAL_WORDS[m[1]], text)  # "3rd trimester": the classification's "third"
     return " ".join(text.split())
 
 
